@@ -1,0 +1,319 @@
+"""The ``ttpgraph`` command line: a few lines around one service call per command."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from loader import neo4j_server as srv
+from loader.load import Progress as LoadProgress
+from loader.load import load_source
+from loader.stix import BundleError
+from queries import status as status_service
+from queries.errors import TtpgraphError
+from queries.graph import Graph
+from queries.settings import get_settings, settings_file, write_settings_file
+
+from .output import Format, emit
+
+err = Console(stderr=True)
+out = Console()
+
+app = typer.Typer(
+    name="ttpgraph",
+    help="MITRE ATT&CK as a Neo4j graph, for threat-informed defense.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+neo4j_app = typer.Typer(help="Run Neo4j Community from Maven Central, without Docker.")
+app.add_typer(neo4j_app, name="neo4j")
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Map every error a user can cause to one line on stderr and exit code 1."""
+    try:
+        yield
+    except TtpgraphError as exc:
+        hint = f" (did you mean: {', '.join(exc.suggestions)}?)" if exc.suggestions else ""
+        raise fail(exc.detail + hint) from None
+    except (BundleError, srv.ServerError) as exc:
+        raise fail(str(exc)) from None
+
+
+_graph: Graph | None = None
+
+
+def graph() -> Graph:
+    """The process's one Graph, created on first use."""
+    global _graph
+    if _graph is None:
+        _graph = Graph.connect(get_settings())
+    return _graph
+
+
+def run(fn: Callable[[Graph], T]) -> T:
+    with user_errors():
+        return fn(graph())
+
+
+def server_config(home: Path | None = None, bolt_port: int = 7687, http_port: int = 7474):
+    cfg = srv.ServerConfig(bolt_port=bolt_port, http_port=http_port)
+    if home is not None:
+        cfg.home = home
+    env_password = os.environ.get("NEO4J_PASSWORD")
+    if env_password:
+        cfg.password = env_password
+    return cfg
+
+
+HomeOpt = Annotated[
+    Path | None, typer.Option(help="Server folder (default: the user's cache folder).")
+]
+BoltOpt = Annotated[int, typer.Option(help="Bolt port on 127.0.0.1.")]
+HttpOpt = Annotated[int, typer.Option(help="HTTP port on 127.0.0.1 (Neo4j Browser).")]
+
+
+@neo4j_app.command("install")
+def neo4j_install(home: HomeOpt = None) -> None:
+    """Fetch Neo4j Community and Neo4j Browser from Maven Central into the cache folder."""
+    cfg = server_config(home)
+    with user_errors(), err.status(f"resolving Neo4j {srv.NEO4J_VERSION} with Maven..."):
+        lib = srv.install(cfg)
+    out.print(f"Neo4j {srv.NEO4J_VERSION} installed in {lib}")
+
+
+@neo4j_app.command("start")
+def neo4j_start(
+    home: HomeOpt = None,
+    bolt_port: BoltOpt = 7687,
+    http_port: HttpOpt = 7474,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for Bolt.")] = 120.0,
+) -> None:
+    """Start Neo4j in the background (reusing a running one) and remember its credentials."""
+    cfg = server_config(home, bolt_port, http_port)
+    with user_errors(), err.status("starting Neo4j..."):
+        if not srv.is_installed(cfg):
+            srv.install(cfg)
+        res = srv.start(cfg, timeout=timeout)
+    path = write_settings_file(
+        {"neo4j_uri": res.bolt_uri, "neo4j_user": "neo4j", "neo4j_password": res.password}
+    )
+    what = "already running" if res.reused else f"started in {res.seconds:.1f} s"
+    out.print(f"Neo4j {srv.NEO4J_VERSION} {what} (pid {res.pid})")
+    out.print(f"  Bolt:    {res.bolt_uri}")
+    out.print(f"  Browser: {res.browser_url}  (user neo4j, password in {path})")
+
+
+@neo4j_app.command("stop")
+def neo4j_stop(home: HomeOpt = None) -> None:
+    """Stop the background Neo4j cleanly."""
+    cfg = server_config(home)
+    with user_errors():
+        stopped = srv.stop(cfg)
+    out.print("Neo4j stopped" if stopped else "Neo4j was not running")
+
+
+@neo4j_app.command("status")
+def neo4j_status(home: HomeOpt = None, bolt_port: BoltOpt = 7687, fmt: FormatOpt = Format.table):
+    """Is the server installed and running, and where."""
+    st = srv.status(server_config(home, bolt_port))
+    data = st.__dict__
+    emit(data, fmt, rows=[{"key": k, "value": v} for k, v in data.items()])
+    if not st.running:
+        raise typer.Exit(3)
+
+
+class RichProgress(LoadProgress):
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+        self.task: Any = None
+
+    def start(self, label: str, total: int) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+            disable=not err.is_terminal and os.environ.get("TTPGRAPH_PROGRESS") != "1",
+        )
+        self.bar.start()
+        self.task = self.bar.add_task(label, total=total)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def done(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command()
+def load(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            "-s",
+            help="A bundle file (.json/.json.gz, STIX 2.0 or 2.1), an https URL, or 'taxii'.",
+        ),
+    ] = "taxii",
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--domain", "-d", help="enterprise, mobile or ics (repeatable for taxii)."),
+    ] = None,
+    release: Annotated[
+        str | None, typer.Option(help="ATT&CK release to record when the bundle does not say.")
+    ] = None,
+    taxii_url: Annotated[str, typer.Option(help="TAXII 2.1 API root.")] = (
+        "https://attack-taxii.mitre.org/api/v21/"
+    ),
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Load ATT&CK into the graph: validated first, written in one transaction per domain."""
+    with user_errors():
+        results = load_source(
+            graph(),
+            source,
+            domains=domain or [],
+            release=release,
+            taxii_url=taxii_url,
+            progress=RichProgress(),
+            on_fetch=lambda msg: err.print(msg),
+        )
+    rows = [
+        {
+            "domain": r.domain,
+            "release": r.release,
+            "stix": r.spec_version,
+            "nodes": r.nodes,
+            "relationships": r.relationships,
+            "seconds": round(r.seconds, 2),
+        }
+        for r in results
+    ]
+    emit([r.as_dict() for r in results], fmt, rows=rows, title="Loaded")
+
+
+@app.command()
+def status(fmt: FormatOpt = Format.table) -> None:
+    """What is loaded: releases per domain and node counts."""
+    st = run(status_service.graph_status)
+    if fmt == Format.json:
+        emit(st, fmt)
+        return
+    emit(st, fmt, rows=[r.model_dump() for r in st.releases], title="Releases",
+         columns=["domain", "version", "spec_version", "nodes", "relationships", "loaded_at",
+                  "source"])  # fmt: skip
+    if fmt == Format.table:
+        emit(st, fmt, rows=[r.model_dump() for r in st.labels], title="Nodes")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    out.print(f"API on http://{host}:{port}/  (docs: http://{host}:{port}/docs)")
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def find_attack_dir() -> Path | None:
+    """The bundles folder for offline use: $TTPGRAPH_ATTACK_DIR or ../shared/attack."""
+    env = os.environ.get("TTPGRAPH_ATTACK_DIR")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent.parent
+    candidates += [Path.cwd().parent / "shared" / "attack", here.parent / "shared" / "attack"]
+    for c in candidates:
+        if (c / "enterprise-attack-18.1.json").exists() or any(c.glob("enterprise-attack*.json")):
+            return c
+    return None
+
+
+@app.command()
+def up(
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the API.")] = True,
+    port: Annotated[int, typer.Option(help="API port.")] = 8000,
+) -> None:
+    """Set up end to end: install and start Neo4j, load ATT&CK (offline bundles or TAXII), serve.
+
+    Loads Enterprise, Mobile and ICS from ../shared/attack (or $TTPGRAPH_ATTACK_DIR) when the
+    folder exists, otherwise from MITRE's TAXII 2.1 server. Skips a domain already loaded from
+    the same bytes.
+    """
+    neo4j_start(home=None, bolt_port=7687, http_port=7474, timeout=180.0)
+    get_settings.cache_clear()
+    global _graph
+    _graph = None
+    attack = find_attack_dir()
+    loaded = {r.domain: r.sha256 for r in run(status_service.releases)}
+    with user_errors():
+        if attack is not None:
+            for name in ("enterprise", "mobile", "ics"):
+                files = sorted(attack.glob(f"{name}-attack-*.json"), key=_release_key)
+                if not files:
+                    continue
+                path = files[-1]
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                if loaded.get(f"{name}-attack") == digest:
+                    err.print(f"{path.name}: already loaded")
+                    continue
+                load_source(graph(), str(path), progress=RichProgress(),
+                            on_fetch=lambda m: err.print(m))  # fmt: skip
+        else:
+            load_source(graph(), "taxii", progress=RichProgress(), on_fetch=lambda m: err.print(m))
+    status(Format.table)
+    out.print()
+    out.print("[bold]Where to look[/]")
+    out.print("  Neo4j Browser: http://127.0.0.1:7474/browser/")
+    out.print(f"    user neo4j, password in {settings_file()}")
+    out.print(f"  API docs:      http://127.0.0.1:{port}/docs")
+    out.print("  A first query (paste in Neo4j Browser):")
+    out.print(
+        "    MATCH (g:Group {attack_id: 'G0016'})-[u:USES]->(t:Technique)"
+        "-[:IN_TACTIC]->(ta:Tactic) RETURN g, t, ta LIMIT 50"
+    )
+    if serve_api:
+        serve(host="127.0.0.1", port=port, workers=1)
+
+
+def _release_key(path: Path) -> tuple[int, ...]:
+    m = re.search(r"(\d+)\.(\d+)", path.name)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def main() -> None:
+    try:
+        app()
+    finally:
+        if _graph is not None:
+            _graph.close()
+
+
+if __name__ == "__main__":
+    main()

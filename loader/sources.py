@@ -1,0 +1,195 @@
+"""Where bundles come from: a file (.json / .json.gz), an https URL, or a TAXII 2.1 server."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .stix import DOMAINS, BundleError, bundle_objects, detect_spec_version, parse_json
+
+# Largest bundle accepted (decompressed): ATT&CK Enterprise is ~35 MB; this leaves room to grow
+# while refusing gzip bombs. Override with TTPGRAPH_MAX_BUNDLE_MB.
+MAX_BUNDLE_BYTES = int(os.environ.get("TTPGRAPH_MAX_BUNDLE_MB", "512")) * 1024 * 1024
+
+MITRE_TAXII_URL = "https://attack-taxii.mitre.org/api/v21/"
+# MITRE's collection ids per domain (the x-mitre-collection ids' UUIDs).
+MITRE_COLLECTIONS = {
+    "enterprise-attack": "x-mitre-collection--1f5f1533-f617-4ca8-9ab4-6a02367fa019",
+    "mobile-attack": "x-mitre-collection--dac0d2d7-8653-445c-9bff-82f934c1e858",
+    "ics-attack": "x-mitre-collection--90c00720-636b-4485-b342-8751d232bf09",
+}
+
+
+@dataclass
+class FetchedBundle:
+    """Objects of one bundle plus where they came from."""
+
+    objects: list[dict[str, Any]]
+    spec_version: str
+    source: str
+    sha256: str
+    name_hint: str | None = None
+
+
+def _read_limited(stream: io.BufferedIOBase | gzip.GzipFile, where: str) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(1 << 20)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > MAX_BUNDLE_BYTES:
+            raise BundleError(
+                f"{where}: larger than {MAX_BUNDLE_BYTES // (1024 * 1024)} MB once decompressed "
+                "(set TTPGRAPH_MAX_BUNDLE_MB to allow more)"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_bytes(raw: bytes, where: str) -> bytes:
+    """Gunzip when the data is gzip (by magic number), with the size limit."""
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+                return _read_limited(gz, where)
+        except (OSError, EOFError) as exc:
+            raise BundleError(f"{where}: broken gzip data ({exc})") from None
+    return raw
+
+
+def from_bytes(raw: bytes, *, source: str, name_hint: str | None = None) -> FetchedBundle:
+    data = decode_bytes(raw, source)
+    bundle = parse_json(data, source)
+    objects = bundle_objects(bundle, source)
+    return FetchedBundle(
+        objects=objects,
+        spec_version=detect_spec_version(bundle, objects),
+        source=source,
+        sha256=hashlib.sha256(data).hexdigest(),
+        name_hint=name_hint,
+    )
+
+
+def from_file(path: str | Path) -> FetchedBundle:
+    p = Path(path)
+    if not p.exists():
+        raise BundleError(f"{p}: no such file")
+    if not p.is_file():
+        raise BundleError(f"{p}: not a file")
+    with open(p, "rb") as fh:
+        raw = _read_limited(fh, str(p))  # type: ignore[arg-type]
+    return from_bytes(raw, source=str(p.resolve()), name_hint=p.name)
+
+
+def from_url(url: str, *, timeout: float = 60.0) -> FetchedBundle:
+    import httpx
+
+    if not url.startswith(("https://", "http://")):
+        raise BundleError(f"{url}: only http(s) URLs are supported")
+    try:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
+            if resp.status_code != 200:
+                raise BundleError(f"{url}: HTTP {resp.status_code}")
+            chunks, total = [], 0
+            for chunk in resp.iter_bytes():
+                total += len(chunk)
+                if total > MAX_BUNDLE_BYTES:
+                    raise BundleError(f"{url}: response larger than the bundle size limit")
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise BundleError(f"{url}: download failed ({exc.__class__.__name__}: {exc})") from None
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    return from_bytes(b"".join(chunks), source=url, name_hint=name)
+
+
+def from_taxii(
+    url: str = MITRE_TAXII_URL,
+    *,
+    domain: str,
+    collection_id: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    per_request: int = 1000,
+    added_after: str | None = None,
+    on_page: Callable[[int], None] | None = None,
+) -> FetchedBundle:
+    """Fetch every object of one collection, page by page (TAXII 2.1)."""
+    from taxii2client.exceptions import TAXIIServiceException
+    from taxii2client.v21 import ApiRoot, Collection, as_pages
+
+    if domain not in DOMAINS:
+        raise BundleError(f"unknown ATT&CK domain {domain!r}")
+    try:
+        coll = _find_collection(url, domain, collection_id, user, password, ApiRoot, Collection)
+        objects: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {}
+        if added_after:
+            kwargs["added_after"] = added_after
+        for envelope in _pages(as_pages, coll, per_request, kwargs):
+            if not isinstance(envelope, dict):
+                raise BundleError(f"{url}: TAXII server answered something that is not JSON")
+            page = envelope.get("objects", [])
+            if not isinstance(page, list):
+                raise BundleError(f"{url}: TAXII envelope has no 'objects' list")
+            objects.extend(page)
+            if on_page:
+                on_page(len(page))
+    except BundleError:
+        raise
+    except TAXIIServiceException as exc:
+        raise BundleError(f"{url}: TAXII error ({_one_line(exc)})") from None
+    except Exception as exc:  # requests/JSON errors from a server that is down or broken
+        raise BundleError(
+            f"{url}: TAXII server unreachable or broken ({exc.__class__.__name__}: "
+            f"{_one_line(exc)})"
+        ) from None
+    digest = hashlib.sha256()
+    for obj in sorted(objects, key=lambda o: (str(o.get("id")), str(o.get("modified")))):
+        digest.update(repr(sorted(obj.items())).encode())
+    return FetchedBundle(
+        objects=objects,
+        spec_version="2.1",
+        source=f"taxii:{url}#{coll.id}",
+        sha256=digest.hexdigest(),
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+
+
+def _pages(as_pages: Any, coll: Any, per_request: int, kwargs: dict[str, Any]) -> Iterator[Any]:
+    yield from as_pages(coll.get_objects, per_request=per_request, **kwargs)
+
+
+def _find_collection(
+    url: str,
+    domain: str,
+    collection_id: str | None,
+    user: str | None,
+    password: str | None,
+    api_root_cls: Any,
+    collection_cls: Any,
+) -> Any:
+    wanted = collection_id or MITRE_COLLECTIONS[domain]
+    uuid_part = wanted.split("--")[-1]
+    root = api_root_cls(url, user=user, password=password)
+    titles = []
+    for coll in root.collections:
+        titles.append(coll.title)
+        if coll.id in (wanted, uuid_part):
+            return coll
+    # Fall back on the title ("Enterprise ATT&CK", "Mobile ATT&CK", "ICS ATT&CK").
+    word = domain.split("-")[0]
+    for coll in root.collections:
+        if word in (coll.title or "").lower():
+            return coll
+    raise BundleError(f"{url}: no collection for {domain} (collections: {', '.join(titles)})")

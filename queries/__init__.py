@@ -1,0 +1,1 @@
+"""ttpgraph core: settings, the Graph wrapper, the Cypher catalog, services and domain errors."""

@@ -1,0 +1,97 @@
+"""The Cypher catalog: one question per ``queries/cypher/*.cypher`` file.
+
+Each file starts with a header::
+
+    // name: techniques_used_by_group
+    // doc: Techniques a group uses directly.
+    // params: group_id, limit
+
+The loader checks that the name equals the file stem and that the declared parameters equal the
+``$parameters`` the text uses, so a file can be pasted into Neo4j Browser after ``:param`` lines.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+CYPHER_DIR = Path(__file__).parent / "cypher"
+
+_HEADER = re.compile(r"^//\s*(name|doc|params)\s*:\s*(.*)$")
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_COMMENT = re.compile(r"//[^\n]*")
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CypherQuery:
+    name: str
+    doc: str
+    params: tuple[str, ...]
+    text: str
+    path: Path
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def params_used(text: str) -> set[str]:
+    body = _COMMENT.sub("", _STRING.sub("''", text))
+    return set(_PARAM.findall(body))
+
+
+def parse_file(path: Path) -> CypherQuery:
+    text = path.read_text(encoding="utf-8")
+    header: dict[str, str] = {}
+    for line in text.splitlines():
+        m = _HEADER.match(line.strip())
+        if not m:
+            if line.strip().startswith("//") or not line.strip():
+                continue
+            break
+        header[m.group(1)] = m.group(2).strip()
+    for key in ("name", "doc", "params"):
+        if key not in header:
+            raise CatalogError(f"{path.name}: header line '// {key}:' is missing")
+    if header["name"] != path.stem:
+        raise CatalogError(f"{path.name}: header name {header['name']!r} != file stem")
+    declared = tuple(p.strip() for p in header["params"].split(",") if p.strip())
+    used = params_used(text)
+    if set(declared) != used:
+        raise CatalogError(
+            f"{path.name}: declared params {sorted(declared)} != used params {sorted(used)}"
+        )
+    return CypherQuery(header["name"], header["doc"], declared, text, path)
+
+
+def load_catalog(folder: Path = CYPHER_DIR) -> dict[str, CypherQuery]:
+    return {p.stem: parse_file(p) for p in sorted(folder.glob("*.cypher"))}
+
+
+class _Catalog:
+    """Attribute access to the queries: ``Q.techniques_used_by_group``."""
+
+    def __init__(self) -> None:
+        self._queries: dict[str, CypherQuery] | None = None
+
+    @property
+    def all(self) -> dict[str, CypherQuery]:
+        if self._queries is None:
+            self._queries = load_catalog()
+        return self._queries
+
+    def __getattr__(self, name: str) -> str:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self.all[name].text
+        except KeyError:
+            raise AttributeError(f"no Cypher file named {name}.cypher") from None
+
+
+Q = _Catalog()

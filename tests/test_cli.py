@@ -1,0 +1,118 @@
+"""The CLI against the real server: --help everywhere, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from queries.settings import Settings
+
+from .conftest import ENTERPRISE
+
+
+def run_cli(
+    settings: Settings, *args: str, cfg_dir: Path | None = None
+) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        NEO4J_URI=settings.neo4j_uri,
+        NEO4J_USER=settings.neo4j_user,
+        NEO4J_PASSWORD=settings.neo4j_password,
+        COLUMNS="200",
+    )
+    if cfg_dir is not None:
+        env["TTPGRAPH_CONFIG_DIR"] = str(cfg_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "cmd", [[], ["load"], ["status"], ["serve"], ["up"], ["neo4j"], ["neo4j", "start"]]
+)
+def test_help_everywhere(cmd: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", *cmd, "--help"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage" in proc.stdout
+
+
+def test_status_json(graph, settings: Settings) -> None:
+    proc = run_cli(settings, "status", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    domains = {r["domain"] for r in data["releases"]}
+    assert domains == {"enterprise-attack", "mobile-attack", "ics-attack"}
+
+
+def test_status_csv(graph, settings: Settings) -> None:
+    proc = run_cli(settings, "status", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("domain,version,")
+
+
+def test_load_bad_file_is_one_line_and_exit_1(graph, settings: Settings, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.json"
+    bad.write_text('{"type": "bundle", "objects": [')
+    proc = run_cli(settings, "load", "--source", str(bad))
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and "reading" not in ln]
+    assert len(lines) == 1 and "broken.json" in lines[0] and "not valid JSON" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_load_missing_file(graph, settings: Settings) -> None:
+    proc = run_cli(settings, "load", "--source", "/nonexistent/bundle.json")
+    assert proc.returncode == 1
+    assert "no such file" in proc.stderr
+
+
+def test_unreachable_neo4j_is_one_line(tmp_path: Path) -> None:
+    bad = Settings(neo4j_uri="bolt://127.0.0.1:1", neo4j_password="x")
+    proc = run_cli(bad, "status")
+    assert proc.returncode == 1
+    assert "Neo4j is not reachable" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_settings_file_is_used_and_env_overrides(graph, settings: Settings, tmp_path: Path) -> None:
+    """After `neo4j start` writes the settings file, commands need no exported variables."""
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "settings.json").write_text(
+        json.dumps(
+            {
+                "neo4j_uri": settings.neo4j_uri,
+                "neo4j_user": "neo4j",
+                "neo4j_password": settings.neo4j_password,
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEO4J_")}
+    env["TTPGRAPH_CONFIG_DIR"] = str(cfg)
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", "status", "--format", "json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    env["NEO4J_PASSWORD"] = "wrong-password"
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", "status"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 1 and "credentials" in proc.stderr
+
+
+def test_load_enterprise_from_cli_with_json_output(graph, settings: Settings) -> None:
+    proc = run_cli(settings, "load", "--source", str(ENTERPRISE), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data[0]["domain"] == "enterprise-attack" and data[0]["release"] == "18.1"
