@@ -11,9 +11,9 @@ from queries.graph import Graph
 from queries.settings import Settings, get_settings
 
 from .problems import install_handlers
-from .routes import system
+from .routes import actors, system
 
-ROUTERS = [system.router]
+ROUTERS = [system.router, actors.router]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -308,6 +308,8 @@ def _release_key(path: Path) -> tuple[int, ...]:
 
 
 def main() -> None:
+    from . import cli_actors  # noqa: F401  (registers its commands)
+
     try:
         app()
     finally:
@@ -316,4 +318,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run as `python -m api.cli`: use the api.cli module itself, where commands register.
+    from api.cli import main as _main
+
+    _main()

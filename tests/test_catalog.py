@@ -13,6 +13,22 @@ from queries.graph import Graph
 EXAMPLES: dict[str, dict] = {
     "releases": {"limit": 10},
     "graph_counts": {"labels": ["Technique", "Group"]},
+    "group_candidates": {"include_retired": False},
+    "software_candidates": {"include_retired": False},
+    "technique_candidates": {"include_retired": True},
+    "groups_search": {"text": "financial", "limit": 5},
+    "group_info": {"group_id": "G0016"},
+    "group_technique_evidence": {
+        "group_id": "G0016",
+        "kinds": ["direct", "software", "campaign"],
+        "domain": "enterprise-attack",
+        "platforms": [],
+    },
+    "technique_details": {"technique_ids": ["T1059.001", "T1055.011"]},
+    "group_software": {"group_id": "G0016", "limit": 10},
+    "group_campaigns": {"group_id": "G0016", "limit": 10},
+    "mitigations_for_techniques": {"technique_ids": ["T1059.001"], "limit": 10},
+    "group_technique_sets": {"group_ids": ["G0016"], "include_software": True, "domain": None},
 }
 
 CATALOG = load_catalog()

@@ -116,3 +116,27 @@ def test_load_enterprise_from_cli_with_json_output(graph, settings: Settings) ->
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data[0]["domain"] == "enterprise-attack" and data[0]["release"] == "18.1"
+
+
+@pytest.mark.parametrize("cmd", [["profile"], ["compare"], ["similar"], ["groups", "search"]])
+def test_actor_commands_have_help(cmd: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "api.cli", *cmd, "--help"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and "--format" in proc.stdout
+
+
+def test_profile_json_and_unknown_actor(graph, settings: Settings) -> None:
+    proc = run_cli(settings, "profile", "NOBELIUM", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["group_id"] == "G0016"
+    proc = run_cli(settings, "profile", "APT 29")
+    assert proc.returncode == 1
+    assert "no group named 'APT 29'" in proc.stderr and "APT29 (G0016)" in proc.stderr
+
+
+def test_compare_csv(graph, settings: Settings) -> None:
+    proc = run_cli(settings, "compare", "APT29", "APT28", "Lazarus Group", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    header = proc.stdout.splitlines()[0].split(",")
+    assert header == ["technique_id", "name", "k_of_n", "G0016", "G0007", "G0032"]

@@ -1,0 +1,118 @@
+"""Actor intelligence over HTTP: search, profile, compare, similar, and resolution."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from queries import actors
+from queries.actors import PathKind
+from queries.resolve import resolve_group, resolve_software, resolve_technique
+
+from ..deps import GraphDep
+from ..problems import PROBLEM_RESPONSES
+
+router = APIRouter(prefix="/api/v1", tags=["actors"], responses=PROBLEM_RESPONSES)
+
+ActorPath = Annotated[
+    str,
+    Path(
+        description="ATT&CK id (G0016), name (APT29) or alias (Cozy Bear), case-insensitive",
+        max_length=200,
+    ),
+]
+Domain = Annotated[
+    str | None,
+    Query(description="enterprise, mobile or ics", pattern="^(enterprise|mobile|ics)(-attack)?$"),
+]
+IncludeSoftware = Annotated[bool, Query(description="count techniques the actors' software uses")]
+
+
+class ResolvedName(BaseModel):
+    attack_id: str
+    name: str
+    matched: str
+    note: str | None = None
+
+
+@router.get("/groups", summary="Search groups by free text (name, aliases, description)")
+def search_groups(
+    graph: GraphDep,
+    q: Annotated[str, Query(min_length=1, max_length=200, description="words to search")],
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> list[actors.GroupHit]:
+    return actors.search_groups(graph, text=q, limit=limit)
+
+
+@router.get("/groups/{group}", summary="Resolve a group name, id or alias")
+def get_group(graph: GraphDep, group: ActorPath) -> ResolvedName:
+    return ResolvedName(**resolve_group(graph, group).__dict__)
+
+
+@router.get("/groups/{group}/profile", summary="Every technique a group is tied to, and how")
+def group_profile(
+    graph: GraphDep,
+    group: ActorPath,
+    kind: Annotated[
+        list[PathKind] | None, Query(description="path kinds to include (default: all)")
+    ] = None,
+    platform: Annotated[list[str] | None, Query(description="e.g. Windows, Linux")] = None,
+    domain: Domain = None,
+    tactic: Annotated[str | None, Query(description="shortname or name", max_length=80)] = None,
+    rollup: Annotated[bool, Query(description="merge sub-techniques into parents")] = False,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> actors.GroupProfile:
+    return actors.profile_group(
+        graph,
+        group=group,
+        kinds=kind,
+        platforms=platform,
+        domain=domain,
+        tactic=tactic,
+        rollup=rollup,
+        limit=limit,
+    )
+
+
+@router.get("/groups/{group}/similar", summary="Groups most similar to this one (Jaccard)")
+def group_similar(
+    graph: GraphDep,
+    group: ActorPath,
+    include_software: IncludeSoftware = False,
+    domain: Domain = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 10,
+) -> actors.Similarity:
+    return actors.similar_groups(
+        graph, group=group, include_software=include_software, domain=domain, limit=limit
+    )
+
+
+@router.get("/compare", summary="Compare 2 to 50 actors: shared, unique, k-of-N, Jaccard")
+def compare(
+    graph: GraphDep,
+    actor: Annotated[
+        list[str],
+        Query(
+            description="repeat for each actor (ids, names or aliases)",
+            min_length=2,
+            max_length=actors.MAX_ACTORS,
+        ),
+    ],
+    include_software: IncludeSoftware = False,
+    domain: Domain = None,
+) -> actors.Comparison:
+    return actors.compare_groups(
+        graph, groups=actor, include_software=include_software, domain=domain
+    )
+
+
+@router.get("/software/{software}", summary="Resolve a software name, id or alias")
+def get_software(graph: GraphDep, software: Annotated[str, Path(max_length=200)]) -> ResolvedName:
+    return ResolvedName(**resolve_software(graph, software).__dict__)
+
+
+@router.get("/techniques/{technique}", summary="Resolve a technique id or name")
+def get_technique(graph: GraphDep, technique: Annotated[str, Path(max_length=200)]) -> ResolvedName:
+    return ResolvedName(**resolve_technique(graph, technique).__dict__)

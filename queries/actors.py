@@ -1,0 +1,441 @@
+"""Actor intelligence: profiles, comparisons and similarity, answered from the graph."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from enum import StrEnum
+from itertools import combinations
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .catalog import Q
+from .errors import InvalidInput
+from .graph import Graph
+from .resolve import resolve_group, resolve_groups
+
+MAX_ACTORS = 50
+DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
+
+
+class PathKind(StrEnum):
+    direct = "direct"
+    software = "software"
+    campaign = "campaign"
+
+
+# ---------------------------------------------------------------- models
+
+
+class Evidence(BaseModel):
+    kind: PathKind = Field(description="direct, software (via software) or campaign")
+    via_id: str | None = Field(None, description="the software or campaign it comes through")
+    via_name: str | None = None
+    procedure: str | None = Field(None, description="ATT&CK's procedure text")
+    citations: list[str] = []
+    citation_urls: list[str] = []
+
+
+class TechniqueRef(BaseModel):
+    technique_id: str
+    name: str
+    is_subtechnique: bool
+    parent_id: str | None = None
+    parent_name: str | None = None
+    tactics: list[str] = Field(description="tactic shortnames, in matrix order")
+    tactic_names: list[str] = []
+    platforms: list[str] = []
+    url: str | None = None
+
+
+class ProfileTechnique(TechniqueRef):
+    kinds: list[PathKind]
+    evidence: list[Evidence]
+    rolled_up_from: list[str] = Field([], description="sub-techniques merged into this parent")
+
+
+class SoftwareUse(BaseModel):
+    software_id: str
+    name: str
+    type: str
+    kinds: list[str]
+    campaigns: list[str]
+    procedure: str | None = None
+
+
+class CampaignInfo(BaseModel):
+    campaign_id: str
+    name: str
+    first_seen: str | None = None
+    last_seen: str | None = None
+    attribution: str | None = None
+
+
+class MitigationRank(BaseModel):
+    mitigation_id: str
+    name: str
+    count: int = Field(description="how many of the techniques it addresses")
+    techniques: list[str]
+    url: str | None = None
+
+
+class GroupRef(BaseModel):
+    group_id: str
+    name: str
+
+
+class GroupProfile(BaseModel):
+    group_id: str
+    name: str
+    aliases: list[str]
+    description: str
+    url: str | None
+    resolved_note: str | None = None
+    filters: dict[str, Any]
+    technique_count: int
+    techniques: list[ProfileTechnique]
+    software: list[SoftwareUse]
+    campaigns: list[CampaignInfo]
+    mitigations: list[MitigationRank]
+
+
+class GroupHit(BaseModel):
+    group_id: str
+    name: str
+    aliases: list[str]
+    score: float
+    domains: list[str]
+    description: str
+
+
+class ComparedTechnique(TechniqueRef):
+    count: int = Field(description="k: how many of the selected actors use it")
+    of: int = Field(description="N: number of selected actors")
+    actors: dict[str, list[PathKind]] = Field(description="group id -> how each uses it")
+
+
+class PairOverlap(BaseModel):
+    a: str
+    b: str
+    shared: int
+    jaccard: float
+
+
+class Comparison(BaseModel):
+    actors: list[GroupRef]
+    include_software: bool
+    technique_counts: dict[str, int]
+    common: list[str] = Field(description="techniques every selected actor uses")
+    unique: dict[str, list[str]] = Field(description="techniques only that actor uses")
+    techniques: list[ComparedTechnique]
+    pairs: list[PairOverlap]
+    jaccard_matrix: list[list[float]]
+    shared_matrix: list[list[int]]
+
+
+class SimilarGroup(BaseModel):
+    group_id: str
+    name: str
+    jaccard: float
+    shared: int
+    technique_count: int
+    shared_techniques: list[str]
+
+
+class Similarity(BaseModel):
+    group_id: str
+    name: str
+    include_software: bool
+    technique_count: int
+    compared_with: int
+    similar: list[SimilarGroup]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _check_domain(domain: str | None) -> str | None:
+    if domain is None:
+        return None
+    d = domain if domain.endswith("-attack") else f"{domain}-attack"
+    if d not in DOMAINS:
+        raise InvalidInput(f"domain {domain!r}: use enterprise, mobile or ics")
+    return d
+
+
+def technique_details(graph: Graph, ids: list[str]) -> dict[str, dict[str, Any]]:
+    rows = graph.read(Q.technique_details, technique_ids=sorted(set(ids)))
+    return {r["technique_id"]: r for r in rows}
+
+
+def _ref(details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "technique_id": details["technique_id"],
+        "name": details["name"],
+        "is_subtechnique": bool(details["is_subtechnique"]),
+        "parent_id": details.get("parent_id"),
+        "parent_name": details.get("parent_name"),
+        "tactics": details.get("tactics") or [],
+        "tactic_names": details.get("tactic_names") or [],
+        "platforms": details.get("platforms") or [],
+        "url": details.get("url"),
+    }
+
+
+def _tactic_matches(details: dict[str, Any], tactic: str) -> bool:
+    t = tactic.strip().lower()
+    names = [n.lower() for n in details.get("tactic_names") or []]
+    shorts = [s.lower() for s in details.get("tactics") or []]
+    return t in names or t in shorts or t.replace(" ", "-") in shorts
+
+
+# ---------------------------------------------------------------- services
+
+
+def search_groups(graph: Graph, *, text: str, limit: int = 20) -> list[GroupHit]:
+    """Groups ranked by a full-text match on name, aliases and description."""
+    text = (text or "").strip()
+    if not text:
+        raise InvalidInput("search text is empty")
+    if len(text) > 200:
+        raise InvalidInput("search text longer than 200 characters")
+    # Lucene syntax is not for analysts: search words, not operators.
+    words = [w for w in "".join(c if c.isalnum() else " " for c in text).split() if w]
+    if not words:
+        raise InvalidInput(f"search text {text!r} has no words")
+    lucene = " ".join(words)
+    rows = graph.read(Q.groups_search, text=lucene, limit=limit)
+    return [GroupHit(**r) for r in rows]
+
+
+def profile_group(
+    graph: Graph,
+    *,
+    group: str,
+    kinds: list[PathKind] | None = None,
+    platforms: list[str] | None = None,
+    domain: str | None = None,
+    tactic: str | None = None,
+    rollup: bool = False,
+    limit: int = 1000,
+) -> GroupProfile:
+    """Every technique a group is tied to and how we know, plus software, campaigns and the
+    mitigations that address its techniques."""
+    resolved = resolve_group(graph, group)
+    gid = resolved.attack_id
+    kinds = kinds or list(PathKind)
+    dom = _check_domain(domain)
+    info = graph.read(Q.group_info, group_id=gid)[0]
+    rows = graph.read(
+        Q.group_technique_evidence,
+        group_id=gid,
+        kinds=[k.value for k in kinds],
+        domain=dom,
+        platforms=platforms or [],
+    )
+    evidence: dict[str, list[Evidence]] = defaultdict(list)
+    for r in rows:
+        evidence[r["technique_id"]].append(
+            Evidence(
+                kind=PathKind(r["kind"]),
+                via_id=r["via_id"],
+                via_name=r["via_name"],
+                procedure=r["procedure"],
+                citations=r["citations"] or [],
+                citation_urls=r["citation_urls"] or [],
+            )
+        )
+    details = technique_details(graph, list(evidence))
+    if tactic:
+        evidence = defaultdict(
+            list, {t: ev for t, ev in evidence.items() if _tactic_matches(details[t], tactic)}
+        )
+    rolled: dict[str, list[str]] = defaultdict(list)
+    if rollup:
+        merged: dict[str, list[Evidence]] = defaultdict(list)
+        for tid, ev in evidence.items():
+            parent = details[tid].get("parent_id") or tid
+            merged[parent].extend(ev)
+            if parent != tid:
+                rolled[parent].append(tid)
+        missing = [p for p in merged if p not in details]
+        if missing:
+            details.update(technique_details(graph, missing))
+        evidence = merged
+    techniques = []
+    for tid in sorted(evidence, key=lambda t: _sort_key(details[t])):
+        ev = evidence[tid]
+        techniques.append(
+            ProfileTechnique(
+                **_ref(details[tid]),
+                kinds=sorted({e.kind for e in ev}, key=list(PathKind).index),
+                evidence=ev,
+                rolled_up_from=sorted(rolled.get(tid, [])),
+            )
+        )
+    techniques = techniques[:limit]
+    software = [SoftwareUse(**r) for r in graph.read(Q.group_software, group_id=gid, limit=limit)]
+    campaigns = [
+        CampaignInfo(**r) for r in graph.read(Q.group_campaigns, group_id=gid, limit=limit)
+    ]
+    mitigations = [
+        MitigationRank(**r)
+        for r in graph.read(
+            Q.mitigations_for_techniques,
+            technique_ids=[t.technique_id for t in techniques]
+            + [s for t in techniques for s in t.rolled_up_from],
+            limit=limit,
+        )
+    ]
+    return GroupProfile(
+        group_id=gid,
+        name=info["name"],
+        aliases=info["aliases"] or [],
+        description=info["description"] or "",
+        url=info["url"],
+        resolved_note=resolved.note,
+        filters={
+            "kinds": [k.value for k in kinds],
+            "platforms": platforms or [],
+            "domain": dom,
+            "tactic": tactic,
+            "rollup": rollup,
+        },
+        technique_count=len(techniques),
+        techniques=techniques,
+        software=software,
+        campaigns=campaigns,
+        mitigations=mitigations,
+    )
+
+
+def _sort_key(details: dict[str, Any]) -> tuple[int, str]:
+    orders = [o for o in details.get("tactic_orders") or [] if o is not None]
+    return (min(orders) if orders else 99, details["technique_id"])
+
+
+def group_technique_sets(
+    graph: Graph,
+    group_ids: list[str],
+    *,
+    include_software: bool = False,
+    domain: str | None = None,
+) -> dict[str, tuple[str, dict[str, list[str]]]]:
+    """group id -> (name, technique id -> path kinds). Empty ``group_ids``: every group."""
+    rows = graph.read(
+        Q.group_technique_sets,
+        group_ids=group_ids,
+        include_software=include_software,
+        domain=_check_domain(domain),
+    )
+    return {
+        r["group_id"]: (r["name"], {t["technique_id"]: t["kinds"] for t in r["techniques"]})
+        for r in rows
+    }
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def compare_groups(
+    graph: Graph,
+    *,
+    groups: list[str],
+    include_software: bool = False,
+    domain: str | None = None,
+) -> Comparison:
+    """Common to all, unique to each, k-of-N per technique, pairwise overlap and Jaccard."""
+    if len(groups) < 2:
+        raise InvalidInput("compare needs at least 2 actors")
+    if len(groups) > MAX_ACTORS:
+        raise InvalidInput(f"compare takes at most {MAX_ACTORS} actors, got {len(groups)}")
+    resolved = resolve_groups(graph, groups)
+    ids = list(dict.fromkeys(r.attack_id for r in resolved))
+    if len(ids) < 2:
+        raise InvalidInput(f"the actors given are all the same group ({ids[0]})")
+    names = {r.attack_id: r.name for r in resolved}
+    sets_by_group = group_technique_sets(
+        graph, ids, include_software=include_software, domain=domain
+    )
+    kinds = {g: sets_by_group.get(g, (names[g], {}))[1] for g in ids}
+    sets = {g: set(k) for g, k in kinds.items()}
+    all_t = set().union(*sets.values())
+    details = technique_details(graph, list(all_t))
+    common = set.intersection(*sets.values())
+    unique = {
+        g: sorted(s - set().union(*(sets[o] for o in ids if o != g))) for g, s in sets.items()
+    }
+    techniques = [
+        ComparedTechnique(
+            **_ref(details[t]),
+            count=sum(1 for g in ids if t in sets[g]),
+            of=len(ids),
+            actors={g: [PathKind(k) for k in sorted(kinds[g][t])] for g in ids if t in sets[g]},
+        )
+        for t in all_t
+        if t in details
+    ]
+    techniques.sort(key=lambda c: (-c.count, _sort_key(details[c.technique_id])))
+    pairs = [
+        PairOverlap(
+            a=a, b=b, shared=len(sets[a] & sets[b]), jaccard=round(jaccard(sets[a], sets[b]), 4)
+        )
+        for a, b in combinations(ids, 2)
+    ]
+    return Comparison(
+        actors=[GroupRef(group_id=g, name=names[g]) for g in ids],
+        include_software=include_software,
+        technique_counts={g: len(sets[g]) for g in ids},
+        common=sorted(common),
+        unique=unique,
+        techniques=techniques,
+        pairs=pairs,
+        jaccard_matrix=[[round(jaccard(sets[a], sets[b]), 4) for b in ids] for a in ids],
+        shared_matrix=[[len(sets[a] & sets[b]) for b in ids] for a in ids],
+    )
+
+
+def similar_groups(
+    graph: Graph,
+    *,
+    group: str,
+    include_software: bool = False,
+    domain: str | None = None,
+    limit: int = 10,
+) -> Similarity:
+    """Groups most similar to one group (Jaccard over technique sets), over every group."""
+    resolved = resolve_group(graph, group)
+    gid = resolved.attack_id
+    sets_by_group = group_technique_sets(
+        graph, [], include_software=include_software, domain=domain
+    )
+    mine = set(sets_by_group.get(gid, (resolved.name, {}))[1])
+    ranked = []
+    for other, (name, techs) in sets_by_group.items():
+        if other == gid:
+            continue
+        theirs = set(techs)
+        shared = mine & theirs
+        if not shared:
+            continue
+        ranked.append(
+            SimilarGroup(
+                group_id=other,
+                name=name,
+                jaccard=round(jaccard(mine, theirs), 4),
+                shared=len(shared),
+                technique_count=len(theirs),
+                shared_techniques=sorted(shared),
+            )
+        )
+    ranked.sort(key=lambda s: (-s.jaccard, -s.shared, s.group_id))
+    return Similarity(
+        group_id=gid,
+        name=resolved.name,
+        include_software=include_software,
+        technique_count=len(mine),
+        compared_with=len(sets_by_group) - (1 if gid in sets_by_group else 0),
+        similar=ranked[:limit],
+    )

@@ -1,0 +1,105 @@
+"""Resolve what an analyst types — an ATT&CK id, a name or an alias — to one ATT&CK id."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .catalog import Q
+from .errors import InvalidInput, NotFound
+from .graph import Graph
+
+GROUP_ID = re.compile(r"^G\d{4}$", re.I)
+SOFTWARE_ID = re.compile(r"^S\d{4}$", re.I)
+TECHNIQUE_ID = re.compile(r"^T\d{4}(\.\d{3})?$", re.I)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    attack_id: str
+    name: str
+    matched: str  # what matched: "id", "name", "alias", "replacement"
+    note: str | None = None
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip().lower())
+
+
+def _resolve(
+    rows: list[dict[str, Any]], text: str, *, kind: str, id_pattern: re.Pattern[str]
+) -> Resolved:
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput(f"empty {kind} name")
+    if len(text) > 200:
+        raise InvalidInput(f"{kind} name longer than 200 characters")
+    wanted = _norm(text)
+    by_id = {r["attack_id"].lower(): r for r in rows if r["attack_id"]}
+    if id_pattern.match(text.strip()):
+        row = by_id.get(wanted)
+        if row is None:
+            raise NotFound(f"no {kind} with ATT&CK id {text.strip().upper()}")
+        if row.get("revoked") and row.get("replaced_by"):
+            new = by_id.get(row["replaced_by"].lower())
+            if new is not None:
+                return Resolved(
+                    new["attack_id"],
+                    new["name"],
+                    "replacement",
+                    f"{row['attack_id']} was revoked; replaced by {new['attack_id']}",
+                )
+        return Resolved(row["attack_id"], row["name"], "id")
+    current = [r for r in rows if not r.get("revoked") and not r.get("deprecated")]
+    exact = [r for r in current if _norm(r["name"]) == wanted]
+    if len(exact) == 1:
+        return Resolved(exact[0]["attack_id"], exact[0]["name"], "name")
+    aliased = [
+        r
+        for r in current
+        if any(_norm(a) == wanted for a in (r.get("aliases") or []))
+        or (r.get("parent_name") and _norm(f"{r['parent_name']}: {r['name']}") == wanted)
+    ]
+    matches = {r["attack_id"]: r for r in exact + aliased}
+    if len(matches) == 1:
+        row = next(iter(matches.values()))
+        return Resolved(row["attack_id"], row["name"], "alias")
+    if len(matches) > 1:
+        choices = ", ".join(f"{r['attack_id']} ({r['name']})" for r in matches.values())
+        raise InvalidInput(
+            f"ambiguous: {kind} {text!r} matches {choices}; use an ATT&CK id",
+            suggestions=sorted(matches),
+        )
+    names: dict[str, str] = {}
+    for r in current:
+        for n in [r["name"], *(r.get("aliases") or [])]:
+            names.setdefault(_norm(n), f"{r['name']} ({r['attack_id']})")
+    close = difflib.get_close_matches(wanted, list(names), n=5, cutoff=0.6)
+    contains = [k for k in names if wanted in k and k not in close][: 5 - len(close)]
+    suggestions = list(dict.fromkeys(names[c] for c in close + contains))
+    raise NotFound(f"no {kind} named {text!r}", suggestions=suggestions)
+
+
+def resolve_group(graph: Graph, text: str) -> Resolved:
+    """ATT&CK id (G0016), name (APT29) or alias (Cozy Bear), case-insensitive."""
+    rows = graph.read(Q.group_candidates, include_retired=True)
+    return _resolve(rows, text, kind="group", id_pattern=GROUP_ID)
+
+
+def resolve_software(graph: Graph, text: str) -> Resolved:
+    """ATT&CK id (S0154), name (Cobalt Strike) or alias, case-insensitive."""
+    rows = graph.read(Q.software_candidates, include_retired=True)
+    return _resolve(rows, text, kind="software", id_pattern=SOFTWARE_ID)
+
+
+def resolve_technique(graph: Graph, text: str) -> Resolved:
+    """ATT&CK id (T1059.001), name (PowerShell) or "Parent: Sub" name, case-insensitive."""
+    rows = graph.read(Q.technique_candidates, include_retired=True)
+    return _resolve(rows, text, kind="technique", id_pattern=TECHNIQUE_ID)
+
+
+def resolve_groups(graph: Graph, texts: list[str]) -> list[Resolved]:
+    """Several groups at once (one query), each resolved as ``resolve_group`` does."""
+    rows = graph.read(Q.group_candidates, include_retired=True)
+    return [_resolve(rows, t, kind="group", id_pattern=GROUP_ID) for t in texts]

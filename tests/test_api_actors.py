@@ -1,0 +1,81 @@
+"""Actor endpoints: resource-shaped, typed, 404 with close matches, 422 for bad input."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from queries import actors
+from queries.graph import Graph
+from queries.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client(graph: Graph, settings: Settings):
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def test_profile_endpoint_equals_the_service(client: TestClient, graph: Graph) -> None:
+    resp = client.get("/api/v1/groups/cozy bear/profile")
+    assert resp.status_code == 200
+    body = resp.json()
+    expected = actors.profile_group(graph, group="G0016")
+    assert body["group_id"] == "G0016"
+    assert [t["technique_id"] for t in body["techniques"]] == [
+        t.technique_id for t in expected.techniques
+    ]
+
+
+def test_profile_filters(client: TestClient) -> None:
+    resp = client.get(
+        "/api/v1/groups/G0016/profile", params={"kind": "direct", "tactic": "execution"}
+    )
+    assert resp.status_code == 200
+    techniques = resp.json()["techniques"]
+    assert techniques
+    assert all(t["kinds"] == ["direct"] and "execution" in t["tactics"] for t in techniques)
+
+
+def test_unknown_group_is_404_with_suggestions(client: TestClient) -> None:
+    resp = client.get("/api/v1/groups/APT 29/profile")
+    assert resp.status_code == 404
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    assert any("G0016" in s for s in resp.json()["suggestions"])
+
+
+def test_bad_inputs_are_422(client: TestClient) -> None:
+    assert client.get("/api/v1/compare", params={"actor": ["APT29"]}).status_code == 422
+    many = [f"G{i:04d}" for i in range(51)]
+    assert client.get("/api/v1/compare", params={"actor": many}).status_code == 422
+    resp = client.get("/api/v1/groups/G0016/profile", params={"kind": "telepathy"})
+    assert resp.status_code == 422 and "kind" in resp.json()["detail"]
+    resp = client.get("/api/v1/groups/G0016/profile", params={"domain": "mars"})
+    assert resp.status_code == 422
+
+
+def test_compare_and_similar(client: TestClient, graph: Graph) -> None:
+    resp = client.get("/api/v1/compare", params={"actor": ["APT29", "APT28", "Lazarus Group"]})
+    assert resp.status_code == 200
+    body = resp.json()
+    assert [a["group_id"] for a in body["actors"]] == ["G0016", "G0007", "G0032"]
+    expected = actors.compare_groups(graph, groups=["G0016", "G0007", "G0032"])
+    assert body["common"] == expected.common
+    resp = client.get("/api/v1/groups/FIN7/similar", params={"limit": 5})
+    assert resp.status_code == 200
+    assert len(resp.json()["similar"]) == 5
+
+
+def test_search_and_resolve(client: TestClient) -> None:
+    hits = client.get("/api/v1/groups", params={"q": "financial"}).json()
+    assert hits and all(h["score"] > 0 for h in hits)
+    assert client.get("/api/v1/software/cobalt strike").json()["attack_id"] == "S0154"
+    assert client.get("/api/v1/techniques/PowerShell").json()["attack_id"] == "T1059.001"
+
+
+def test_openapi_documents_the_models(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    for name in ("GroupProfile", "Comparison", "Similarity", "Problem"):
+        assert name in schemas
