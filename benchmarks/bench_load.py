@@ -61,7 +61,9 @@ def main() -> None:
         for _ in range(args.runs + 1):
             graph.write("MATCH (n) DETACH DELETE n")
             time.sleep(0.5)
-            ours.append(run_py(LOADER, settings.neo4j_uri, settings.neo4j_password, str(ENTERPRISE)))
+            ours.append(
+                run_py(LOADER, settings.neo4j_uri, settings.neo4j_password, str(ENTERPRISE))
+            )
         graph.close()
     theirs = [run_py(MITRE, str(ENTERPRISE)) for _ in range(args.runs)]
     cold, warm = ours[0], ours[1:]
