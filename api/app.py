@@ -11,9 +11,17 @@ from queries.graph import Graph
 from queries.settings import Settings, get_settings
 
 from .problems import install_handlers
-from .routes import actors, system
+from .routes import actors, coverage, intel, layers, overlap, releases, system
 
-ROUTERS = [system.router, actors.router]
+ROUTERS = [
+    system.router,
+    actors.router,
+    coverage.router,
+    layers.router,
+    overlap.router,
+    intel.router,
+    releases.router,
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

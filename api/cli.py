@@ -308,7 +308,15 @@ def _release_key(path: Path) -> tuple[int, ...]:
 
 
 def main() -> None:
-    from . import cli_actors  # noqa: F401  (registers its commands)
+    # Each module registers its commands on `app`.
+    from . import (  # noqa: F401
+        cli_actors,
+        cli_coverage,
+        cli_intel,
+        cli_layers,
+        cli_overlap,
+        cli_releases,
+    )
 
     try:
         app()

@@ -5,20 +5,24 @@ Each file starts with a header::
     // name: techniques_used_by_group
     // doc: Techniques a group uses directly.
     // params: group_id, limit
+    // example: {"group_id": "G0016", "limit": 100}
 
-The loader checks that the name equals the file stem and that the declared parameters equal the
+The ``example`` line (JSON) gives parameters an analyst can paste as ``:param`` lines in Neo4j
+Browser, and that the catalog test runs the query with. The loader checks that the name equals the file stem and that the declared parameters equal the
 ``$parameters`` the text uses, so a file can be pasted into Neo4j Browser after ``:param`` lines.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CYPHER_DIR = Path(__file__).parent / "cypher"
 
-_HEADER = re.compile(r"^//\s*(name|doc|params)\s*:\s*(.*)$")
+_HEADER = re.compile(r"^//\s*(name|doc|params|example)\s*:\s*(.*)$")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _COMMENT = re.compile(r"//[^\n]*")
@@ -35,6 +39,11 @@ class CypherQuery:
     params: tuple[str, ...]
     text: str
     path: Path
+    example: dict[str, Any] | None = None
+
+    def browser_params(self) -> str:
+        """``:param`` lines for Neo4j Browser, from the example."""
+        return "\n".join(f":param {k} => {json.dumps(v)}" for k, v in (self.example or {}).items())
 
     def __str__(self) -> str:
         return self.text
@@ -66,7 +75,15 @@ def parse_file(path: Path) -> CypherQuery:
         raise CatalogError(
             f"{path.name}: declared params {sorted(declared)} != used params {sorted(used)}"
         )
-    return CypherQuery(header["name"], header["doc"], declared, text, path)
+    example = None
+    if "example" in header:
+        try:
+            example = json.loads(header["example"])
+        except ValueError as exc:
+            raise CatalogError(f"{path.name}: example is not JSON ({exc})") from None
+        if not isinstance(example, dict) or set(example) != set(declared):
+            raise CatalogError(f"{path.name}: example must give exactly the declared params")
+    return CypherQuery(header["name"], header["doc"], declared, text, path, example)
 
 
 def load_catalog(folder: Path = CYPHER_DIR) -> dict[str, CypherQuery]:

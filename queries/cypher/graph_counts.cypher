@@ -1,6 +1,7 @@
 // name: graph_counts
 // doc: Nodes per ATT&CK label in the graph, split into current and revoked or deprecated.
 // params: labels
+// example: {"labels": ["Technique", "Group"]}
 UNWIND $labels AS label
 CALL (label) {
   MATCH (n) WHERE label IN labels(n)

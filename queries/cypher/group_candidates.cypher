@@ -1,6 +1,7 @@
 // name: group_candidates
 // doc: Every group with its names and aliases, for resolving what an analyst typed (ids, names, aliases).
 // params: include_retired
+// example: {"include_retired": false}
 MATCH (g:Group)
 WHERE $include_retired OR (NOT g.revoked AND NOT g.deprecated)
 OPTIONAL MATCH (g)-[:REVOKED_BY]->(r:Group)

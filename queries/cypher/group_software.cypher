@@ -1,6 +1,7 @@
 // name: group_software
 // doc: Software a group uses, directly or through campaigns attributed to it.
 // params: group_id, limit
+// example: {"group_id": "G0016", "limit": 10}
 MATCH (g:Group {attack_id: $group_id})
 CALL (g) {
   MATCH (g)-[u:USES]->(s:Software)

@@ -1,6 +1,7 @@
 // name: group_technique_evidence
 // doc: Every technique a group is tied to and how we know: direct USES, via its software, via campaigns attributed to it.
 // params: group_id, kinds, domain, platforms
+// example: {"group_id": "G0016", "kinds": ["direct", "software", "campaign"], "domain": "enterprise-attack", "platforms": []}
 MATCH (g:Group {attack_id: $group_id})
 CALL (g) {
   MATCH (g)-[u:USES]->(t:Technique)

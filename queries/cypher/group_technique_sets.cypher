@@ -1,6 +1,7 @@
 // name: group_technique_sets
 // doc: For the given groups (or all when empty), the set of techniques each uses directly, via campaigns and optionally via software.
 // params: group_ids, include_software, domain
+// example: {"group_ids": ["G0016"], "include_software": true, "domain": null}
 MATCH (g:Group)
 WHERE (size($group_ids) = 0 OR g.attack_id IN $group_ids) AND NOT g.revoked AND NOT g.deprecated
 CALL (g) {

@@ -1,6 +1,7 @@
 // name: technique_candidates
 // doc: Every technique and sub-technique with its name (and parent name), for resolving what an analyst typed.
 // params: include_retired
+// example: {"include_retired": true}
 MATCH (t:Technique)
 WHERE $include_retired OR (NOT t.revoked AND NOT t.deprecated)
 OPTIONAL MATCH (t)-[:SUBTECHNIQUE_OF]->(p:Technique)

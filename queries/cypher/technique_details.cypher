@@ -1,6 +1,7 @@
 // name: technique_details
 // doc: Name, parent, tactics (in matrix order) and platforms of the given techniques.
 // params: technique_ids
+// example: {"technique_ids": ["T1059.001", "T1055.011"]}
 UNWIND $technique_ids AS tid
 MATCH (t:Technique {attack_id: tid})
 WHERE NOT t.revoked AND NOT t.deprecated

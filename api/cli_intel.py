@@ -1,0 +1,3 @@
+"""CLI commands: intel (filled in by its issue)."""
+
+from __future__ import annotations
