@@ -8,8 +8,9 @@ Each file starts with a header::
     // example: {"group_id": "G0016", "limit": 100}
 
 The ``example`` line (JSON) gives parameters an analyst can paste as ``:param`` lines in Neo4j
-Browser, and that the catalog test runs the query with. The loader checks that the name equals the file stem and that the declared parameters equal the
-``$parameters`` the text uses, so a file can be pasted into Neo4j Browser after ``:param`` lines.
+Browser, and that the catalog test runs the query with. The loader checks that the name equals
+the file stem and that the declared parameters equal the ``$parameters`` the text uses, so a
+file can be pasted into Neo4j Browser after ``:param`` lines.
 """
 
 from __future__ import annotations
