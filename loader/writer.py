@@ -16,6 +16,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
+from queries.cache import bump_graph_version
 from queries.graph import Graph
 
 from .stix import NODE_LABELS, GraphRows
@@ -178,7 +179,10 @@ def write_rows(
         tx.run(
             "MERGE (r:Release {domain: $props.domain}) SET r = $props", props=release_props
         ).consume()
+        bump_graph_version(tx)
         return release_props
 
     with graph.driver.session(database=graph.database) as session:
-        return session.execute_write(work)
+        result = session.execute_write(work)
+    graph.cache.clear()
+    return result

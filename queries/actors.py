@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from .cache import cached_answer
 from .catalog import Q
 from .errors import InvalidInput
 from .graph import Graph
@@ -192,6 +193,7 @@ def _tactic_matches(details: dict[str, Any], tactic: str) -> bool:
 # ---------------------------------------------------------------- services
 
 
+@cached_answer
 def search_groups(graph: Graph, *, text: str, limit: int = 20) -> list[GroupHit]:
     """Groups ranked by a full-text match on name, aliases and description."""
     text = (text or "").strip()
@@ -208,6 +210,7 @@ def search_groups(graph: Graph, *, text: str, limit: int = 20) -> list[GroupHit]
     return [GroupHit(**r) for r in rows]
 
 
+@cached_answer
 def profile_group(
     graph: Graph,
     *,
@@ -339,6 +342,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / union if union else 0.0
 
 
+@cached_answer
 def compare_groups(
     graph: Graph,
     *,
@@ -397,6 +401,7 @@ def compare_groups(
     )
 
 
+@cached_answer
 def similar_groups(
     graph: Graph,
     *,

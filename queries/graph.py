@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import neo4j
 from neo4j import GraphDatabase, RoutingControl
 from neo4j.exceptions import AuthError, ServiceUnavailable, SessionExpired
 
+from .cache import AnswerCache, freeze
 from .errors import Unavailable
 from .settings import Settings, get_settings
+
+T = TypeVar("T")
 
 
 class Graph:
@@ -21,6 +24,7 @@ class Graph:
         self.driver = driver
         self.database = database
         self.timeout = timeout
+        self.cache = AnswerCache()
 
     @classmethod
     def connect(cls, settings: Settings | None = None) -> Graph:
@@ -61,6 +65,19 @@ class Graph:
                 self._query(query), params, database_=self.database, routing_=RoutingControl.WRITE
             )
         return [r.data() for r in records]
+
+    def cached(self, question: str, args: dict[str, Any], compute: Callable[[], T]) -> T:
+        """``compute()``'s answer, reused until the graph's data version changes.
+
+        Answers are shared between callers: treat them as read-only.
+        """
+        from .catalog import Q
+
+        stamp = self.read(Q.graph_version)
+        key = (question, freeze(args))
+        return self.cache.get_or_compute(
+            (stamp[0]["value"], stamp[0]["token"]) if stamp else None, key, compute
+        )
 
     def ping(self) -> None:
         with _unavailable():

@@ -79,3 +79,15 @@ def test_openapi_documents_the_models(client: TestClient) -> None:
     schemas = spec["components"]["schemas"]
     for name in ("GroupProfile", "Comparison", "Similarity", "Problem"):
         assert name in schemas
+
+
+def test_cached_answers_follow_the_graph_version(graph: Graph) -> None:
+    """A cached answer is reused while the data version is unchanged, recomputed after a bump."""
+    from queries.cache import bump_graph_version
+
+    first = actors.similar_groups(graph, group="FIN7", limit=3)
+    assert actors.similar_groups(graph, group="FIN7", limit=3) is first
+    with graph.driver.session(database=graph.database) as s:
+        s.execute_write(bump_graph_version)
+    again = actors.similar_groups(graph, group="FIN7", limit=3)
+    assert again is not first and again == first
