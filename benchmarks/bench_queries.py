@@ -101,41 +101,12 @@ def main() -> None:
             "compare": lambda: actors.compare_groups(graph, groups=COMPARE),
             "similar": lambda: actors.similar_groups(graph, group="FIN7"),
         }
-        results["service"] = {k: timed(f, args.runs) for k, f in service.items()}
-        port = free_port()
-        env = dict(
-            os.environ,
-            NEO4J_URI=settings.neo4j_uri,
-            NEO4J_PASSWORD=settings.neo4j_password,
-            NEO4J_USER="neo4j",
-        )
-        api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            env=env,
-        )  # fmt: skip
-        try:
-            wait_port(port)
-            base = f"http://127.0.0.1:{port}/api/v1"
-            with httpx.Client(timeout=30) as client:
-
-                def get(path: str, **params: Any) -> Callable[[], Any]:
-                    def call() -> Any:
-                        r = client.get(base + path, params=params)
-                        r.raise_for_status()
-                        return r
-
-                    return call
-
-                http = {
-                    "profile": get("/groups/APT29/profile"),
-                    "compare": get("/compare", actor=COMPARE),
-                    "similar": get("/groups/FIN7/similar"),
-                }
-                results["HTTP API"] = {k: timed(f, args.runs) for k, f in http.items()}
-        finally:
-            api.terminate()
-            api.wait(timeout=10)
+        graph.cache.enabled = False
+        results["service, no cache"] = {k: timed(f, args.runs) for k, f in service.items()}
+        graph.cache.enabled = True
+        results["service, cached"] = {k: timed(f, args.runs) for k, f in service.items()}
+        for label, flag in (("HTTP API, no cache", "0"), ("HTTP API, cached", "1")):
+            results[label] = run_api(settings, flag, args.runs)
         graph.close()
     mitre = mitre_questions()
     results["mitreattack-python"] = {
@@ -146,6 +117,45 @@ def main() -> None:
     for where, qs in results.items():
         for q, s in qs.items():
             print(f"{where:22} {q:10} {s['median']:>8.1f} {s['p95']:>8.1f}")
+
+
+def run_api(settings: Any, cache_flag: str, runs: int) -> dict[str, dict[str, float]]:
+    """Start uvicorn in a second process and time the questions over real HTTP."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        NEO4J_URI=settings.neo4j_uri,
+        NEO4J_PASSWORD=settings.neo4j_password,
+        NEO4J_USER="neo4j",
+        TTPGRAPH_ANSWER_CACHE=cache_flag,
+    )
+    api = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=env,
+    )  # fmt: skip
+    try:
+        wait_port(port)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        with httpx.Client(timeout=30) as client:
+
+            def get(path: str, **params: Any) -> Callable[[], Any]:
+                def call() -> Any:
+                    r = client.get(base + path, params=params)
+                    r.raise_for_status()
+                    return r
+
+                return call
+
+            http = {
+                "profile": get("/groups/APT29/profile"),
+                "compare": get("/compare", actor=COMPARE),
+                "similar": get("/groups/FIN7/similar"),
+            }
+            return {k: timed(f, runs) for k, f in http.items()}
+    finally:
+        api.terminate()
+        api.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ workers, CLI processes and the loader never see each other's stale answers.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -39,7 +40,8 @@ class AnswerCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
-        self.enabled = True
+        # TTPGRAPH_ANSWER_CACHE=0 turns it off (benchmarks measure both).
+        self.enabled = os.environ.get("TTPGRAPH_ANSWER_CACHE", "1") != "0"
 
     def clear(self) -> None:
         with self._lock:
