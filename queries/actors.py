@@ -205,7 +205,8 @@ def search_groups(graph: Graph, *, text: str, limit: int = 20) -> list[GroupHit]
     words = [w for w in "".join(c if c.isalnum() else " " for c in text).split() if w]
     if not words:
         raise InvalidInput(f"search text {text!r} has no words")
-    lucene = " ".join(words)
+    # Lower case: AND / OR / NOT are Lucene operators only in upper case.
+    lucene = " ".join(w.lower() for w in words)
     rows = graph.read(Q.groups_search, text=lucene, limit=limit)
     return [GroupHit(**r) for r in rows]
 
@@ -250,9 +251,18 @@ def profile_group(
         )
     details = technique_details(graph, list(evidence))
     if tactic:
+        known = graph.read(Q.tactic_names)
+        if not any(
+            tactic.strip().lower() in (r["shortname"].lower(), r["name"].lower()) for r in known
+        ):
+            raise InvalidInput(
+                f"tactic {tactic!r} is not a tactic of the loaded releases",
+                suggestions=sorted({r["shortname"] for r in known}),
+            )
         evidence = defaultdict(
             list, {t: ev for t, ev in evidence.items() if _tactic_matches(details[t], tactic)}
         )
+    own_ids = list(evidence)  # the group's own techniques, before any roll-up
     rolled: dict[str, list[str]] = defaultdict(list)
     if rollup:
         merged: dict[str, list[Evidence]] = defaultdict(list)
@@ -285,8 +295,7 @@ def profile_group(
         MitigationRank(**r)
         for r in graph.read(
             Q.mitigations_for_techniques,
-            technique_ids=[t.technique_id for t in techniques]
-            + [s for t in techniques for s in t.rolled_up_from],
+            technique_ids=own_ids,
             limit=limit,
         )
     ]

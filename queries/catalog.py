@@ -25,8 +25,6 @@ CYPHER_DIR = Path(__file__).parent / "cypher"
 
 _HEADER = re.compile(r"^//\s*(name|doc|params|example)\s*:\s*(.*)$")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
-_COMMENT = re.compile(r"//[^\n]*")
 
 
 class CatalogError(ValueError):
@@ -51,8 +49,32 @@ class CypherQuery:
 
 
 def params_used(text: str) -> set[str]:
-    body = _COMMENT.sub("", _STRING.sub("''", text))
-    return set(_PARAM.findall(body))
+    """``$parameters`` in Cypher text, outside strings, quoted names and comments."""
+    found: set[str] = set()
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c in "'\"`":
+            i += 1
+            while i < n and text[i] != c:
+                i += 2 if text[i] == "\\" else 1
+            i += 1
+        elif text.startswith("//", i):
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif c == "$":
+            m = _PARAM.match(text, i)
+            if m:
+                found.add(m.group(1))
+                i = m.end()
+            else:
+                i += 1
+        else:
+            i += 1
+    return found
 
 
 def parse_file(path: Path) -> CypherQuery:

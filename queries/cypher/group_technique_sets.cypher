@@ -14,9 +14,18 @@ CALL (g) {
     AND NOT u.revoked AND NOT u.deprecated
   RETURN t, 'campaign' AS kind
   UNION ALL
-  MATCH (g)-[gs:USES]->(s:Software)-[u:USES]->(t:Technique)
-  WHERE $include_software AND NOT gs.revoked AND NOT gs.deprecated AND NOT s.revoked
-    AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
+  CALL (g) {
+    MATCH (g)-[gs:USES]->(s:Software)
+    WHERE $include_software AND NOT gs.revoked AND NOT gs.deprecated
+    RETURN s
+    UNION
+    MATCH (g)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[cs:USES]->(s:Software)
+    WHERE $include_software AND NOT a.revoked AND NOT a.deprecated AND NOT c.revoked
+      AND NOT c.deprecated AND NOT cs.revoked AND NOT cs.deprecated
+    RETURN s
+  }
+  MATCH (s)-[u:USES]->(t:Technique)
+  WHERE NOT s.revoked AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
   RETURN t, 'software' AS kind
 }
 WITH g, t, kind
