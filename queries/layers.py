@@ -2224,8 +2224,9 @@ def render_svg(
     ``svg_options`` go to ``SVGConfig`` (width, height and unit, default 8.5 x 11 in;
     showSubtechniques "expanded"/"all"/"none"; fontSize; showLegend; ...).
     Techniques are drawn as ``<rect class="T1059.001">`` followed by a ``<text>`` whose
-    ``<tspan>`` pieces, joined by spaces, give the displayed name. See :func:`_for_mitreattack`
-    for how the layer is adjusted first. Raises :class:`RenderingUnavailable` without
+    ``<tspan>`` pieces, joined by spaces, give the displayed name (non-ASCII letters as
+    letters: see :func:`_unescape_svg_names`). See :func:`_for_mitreattack` for how the layer
+    is adjusted first. Raises :class:`RenderingUnavailable` without
     mitreattack-python and :class:`InvalidInput` for a bad layer or a bundle of another domain.
     """
     notes: list[str] = []
@@ -2252,7 +2253,49 @@ def render_svg(
                 domain=bundle.domain, source="memorystore", resource=bundle.store, config=config
             )
             exporter.to_svg(loaded, filepath=str(out))
+        _unescape_svg_names(out)
     return RenderReport(out, time.perf_counter() - start, notes + _captured(buffer))
+
+
+_ESCAPED_UTF8 = re.compile(r"(?:\\x[0-9a-f]{2})+")
+_SVG_TEXT = re.compile(r">([^<]*\\x[0-9a-f]{2}[^<]*)<")
+
+
+def _unescape_svg_names(path: Path) -> None:
+    """Technique names with non-ASCII letters back as letters in an SVG from mitreattack-python.
+
+    Its SVG exporter writes each cell's text as ``text.encode("utf-8").decode("ascii",
+    "backslashreplace")``, so "Process Doppelgänging" (T1055.013) is drawn as
+    "Process Doppelg\\xc3\\xa4nging". The escapes are UTF-8 bytes: decode them again.
+    """
+    text = path.read_text(encoding="utf-8")
+    if "\\x" not in text:
+        return
+
+    def letters(m: re.Match[str]) -> str:
+        raw = bytes.fromhex(m.group(0).replace("\\x", ""))
+        return raw.decode("utf-8", errors="backslashreplace")
+
+    fixed = _SVG_TEXT.sub(lambda m: ">" + _ESCAPED_UTF8.sub(letters, m.group(1)) + "<", text)
+    if fixed != text:
+        path.write_text(fixed, encoding="utf-8")
+
+
+_END_COLUMN = "\x00ttpgraph end of matrix"
+
+
+def _with_last_column(construct: Any) -> Any:
+    """mitreattack-python's Excel layout writes a column's expanded sub-techniques when it
+    reaches the next column, so those of the last tactic (Impact) are never written and their
+    entries are reported "malformed". Give it an empty column after the last, then drop it."""
+    from mitreattack.navlayers.exporters.matrix_gen import MatrixEntry, Tactic
+
+    def fixed(codex: Any, subtechs: Any, excludes: Any) -> Any:
+        end = Tactic(tactic=MatrixEntry(id="", name=_END_COLUMN), techniques=[], subtechniques={})
+        template, joins = construct([*codex, end], subtechs, excludes)
+        return {k: v for k, v in template.items() if v != _END_COLUMN}, joins
+
+    return fixed
 
 
 def render_xlsx(
@@ -2264,7 +2307,8 @@ def render_xlsx(
     technique name, or "T1059.001: PowerShell" when the layout has ``showID``; fills follow the
     colour or score, comments become cell comments. The sheet title is the layer name cut to
     Excel's rules (31 characters, none of ``[]:*?/\\``). Same bundle rules and errors as
-    :func:`render_svg`.
+    :func:`render_svg`. The expanded sub-techniques of the last tactic are written too (its
+    exporter drops them, see :func:`_with_last_column`).
     """
     notes: list[str] = []
     start = time.perf_counter()
@@ -2278,5 +2322,7 @@ def render_xlsx(
             exporter = to_excel_cls(
                 domain=bundle.domain, source="memorystore", resource=bundle.store
             )
+            handle = exporter.raw_handle.h
+            handle._construct_panop = _with_last_column(handle._construct_panop)
             exporter.to_xlsx(loaded, filepath=str(out))
     return RenderReport(out, time.perf_counter() - start, notes + _captured(buffer))
