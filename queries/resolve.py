@@ -82,9 +82,10 @@ def _resolve(
 
 
 def resolve_group(graph: Graph, text: str) -> Resolved:
-    """ATT&CK id (G0016), name (APT29) or alias (Cozy Bear), case-insensitive."""
+    """ATT&CK id (G0016), name (APT29) or alias (Cozy Bear), case-insensitive; failing that, a
+    cluster of the organisation (STIX id, name, alias: its ``attack_id`` is the STIX id)."""
     rows = graph.read(Q.group_candidates, include_retired=True)
-    return _resolve(rows, text, kind="group", id_pattern=GROUP_ID)
+    return _group_or_cluster(graph, rows, text)
 
 
 def resolve_software(graph: Graph, text: str) -> Resolved:
@@ -102,4 +103,18 @@ def resolve_technique(graph: Graph, text: str) -> Resolved:
 def resolve_groups(graph: Graph, texts: list[str]) -> list[Resolved]:
     """Several groups at once (one query), each resolved as ``resolve_group`` does."""
     rows = graph.read(Q.group_candidates, include_retired=True)
-    return [_resolve(rows, t, kind="group", id_pattern=GROUP_ID) for t in texts]
+    return [_group_or_cluster(graph, rows, t) for t in texts]
+
+
+def _group_or_cluster(graph: Graph, rows: list[dict[str, Any]], text: str) -> Resolved:
+    """ATT&CK first: what resolved before still resolves the same way. Only a text no ATT&CK
+    group answers to is looked up among the organisation's clusters (queries/intel.py)."""
+    try:
+        return _resolve(rows, text, kind="group", id_pattern=GROUP_ID)
+    except NotFound as not_attack:
+        from .intel import resolve_cluster
+
+        try:
+            return resolve_cluster(graph, text)
+        except NotFound:
+            raise not_attack from None

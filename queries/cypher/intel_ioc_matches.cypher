@@ -1,0 +1,12 @@
+// name: intel_ioc_matches
+// doc: Indicators and observables of the organisation holding an IOC value (case-insensitive): IP, domain, URL, hash, e-mail, file name...
+// params: value, limit
+// example: {"value": "203.0.113.7", "limit": 50}
+MATCH (n:OrgObject)
+WHERE (n:Indicator OR n:Observable) AND toLower(trim($value)) IN n.values
+RETURN CASE WHEN n:Indicator THEN 'Indicator' ELSE 'Observable' END AS label,
+       n.stix_id AS stix_id, n.stix_type AS stix_type, n.name AS name, n.value AS value,
+       n.pattern AS pattern, n.source AS source, n.score AS score, n.valid_from AS valid_from,
+       n.valid_until AS valid_until, n.description AS description, n.revoked AS revoked
+ORDER BY source, label, stix_id
+LIMIT $limit
