@@ -24,6 +24,7 @@ from queries.graph import Graph
 from queries.settings import get_settings, settings_file, write_settings_file
 
 from .output import Format, emit
+from .serve import serve as serve_command
 
 err = Console(stderr=True)
 out = Console()
@@ -230,17 +231,7 @@ def status(fmt: FormatOpt = Format.table) -> None:
         emit(st, fmt, rows=[r.model_dump() for r in st.labels], title="Nodes")
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,
-    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
-) -> None:
-    """Serve the HTTP API (OpenAPI docs at /docs)."""
-    import uvicorn
-
-    out.print(f"API on http://{host}:{port}/  (docs: http://{host}:{port}/docs)")
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+app.command()(serve_command)
 
 
 def find_attack_dir() -> Path | None:
@@ -299,7 +290,9 @@ def up(
         "-[:IN_TACTIC]->(ta:Tactic) RETURN g, t, ta LIMIT 50"
     )
     if serve_api:
-        serve(host="127.0.0.1", port=port, workers=1)
+        # A first, local run: loopback only, so no API key is needed; for anything else use
+        # `ttpgraph serve` (keys on by default) and `ttpgraph apikey create`.
+        serve_command(host="127.0.0.1", port=port, workers=1, auth=False, pool_budget=None)
 
 
 def _release_key(path: Path) -> tuple[int, ...]:
@@ -311,6 +304,7 @@ def main() -> None:
     # Each module registers its commands on `app`.
     from . import (  # noqa: F401
         cli_actors,
+        cli_apikey,
         cli_coverage,
         cli_intel,
         cli_layers,

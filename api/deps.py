@@ -1,16 +1,359 @@
-"""Dependencies declared once: the process's Graph."""
+"""What routes depend on, declared once: the process's graphs, pagination, and the response
+cache every GET under /api/ goes through."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import zlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from queries.graph import Graph
+from queries.errors import InvalidInput
+from queries.graph import AsyncGraph, Graph
+
+T = TypeVar("T")
 
 
 def get_graph(request: Request) -> Graph:
     return request.app.state.graph
 
 
+def get_async_graph(request: Request) -> AsyncGraph:
+    return request.app.state.agraph
+
+
 GraphDep = Annotated[Graph, Depends(get_graph)]
+AsyncGraphDep = Annotated[AsyncGraph, Depends(get_async_graph)]
+
+
+# ---------------------------------------------------------------- pagination
+#
+# Keyset pagination: a list is in a fixed order of a unique key, and a cursor is the key of the
+# last item returned (opaque: base64url JSON, bound to the path and filters). The next page
+# starts strictly after that key, so pages never repeat or skip an item that exists throughout
+# — even when the graph is reloaded between two pages, which offsets cannot promise.
+
+
+CursorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=1000,
+        description="opaque cursor from the previous page's Link / X-Next-Cursor header",
+    ),
+]
+
+
+def _scope_of(request: Request) -> str:
+    params = sorted((k, v) for k, v in request.query_params.multi_items() if k not in ("cursor",
+                    "limit"))  # fmt: skip
+    raw = json.dumps([request.url.path, params]).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def encode_cursor(after: Sequence[Any], scope: str) -> str:
+    raw = json.dumps({"k": list(after), "s": scope}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, scope: str) -> list[Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        after, where = data["k"], data["s"]
+        if not isinstance(after, list):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise InvalidInput("cursor: not a cursor this API issued") from None
+    if where != scope:
+        raise InvalidInput("cursor: it was issued for another path or other filters") from None
+    return after
+
+
+def paginate(
+    items: Sequence[T],
+    *,
+    key: Callable[[T], Sequence[Any]],
+    limit: int,
+    cursor: str | None,
+    request: Request,
+    response: Response,
+) -> list[T]:
+    """One page of ``items`` (any order; sorted here by ``key``, which must be unique), with
+    ``Link: <...>; rel="next"`` and ``X-Next-Cursor`` when there is more."""
+    scope = _scope_of(request)
+    ordered = sorted(items, key=lambda i: list(key(i)))
+    if cursor:
+        after = decode_cursor(cursor, scope)
+        try:
+            ordered = [i for i in ordered if list(key(i)) > after]
+        except TypeError:
+            raise InvalidInput("cursor: it does not fit this list") from None
+    page = ordered[:limit]
+    if len(ordered) > limit:
+        nxt = encode_cursor(key(page[-1]), scope)
+        url = request.url.include_query_params(cursor=nxt, limit=limit)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+        response.headers["X-Next-Cursor"] = nxt
+    return page
+
+
+# ---------------------------------------------------------------- response cache
+
+
+class VersionGate(Generic[T]):
+    """The graph's data version for concurrent callers, one Bolt round trip per batch.
+
+    Every caller gets a read that *started after it asked* (so a write committed before a
+    request arrived is always seen), yet callers arriving while a read is in flight share the
+    next one: at 32 concurrent requests a worker makes a handful of version reads, not 32.
+    """
+
+    def __init__(self, fetch: Callable[[], Awaitable[T]]) -> None:
+        self._fetch = fetch
+        self._next: asyncio.Future[T] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def get(self) -> T:
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._next.add_done_callback(_retrieve)
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._run())
+        return await asyncio.shield(self._next)
+
+    async def _run(self) -> None:
+        while self._next is not None:
+            fut, self._next = self._next, None  # later callers wait for the next read
+            try:
+                value = await self._fetch()
+            except Exception as exc:  # noqa: BLE001 - handed to the waiters
+                fut.set_exception(exc)
+            else:
+                fut.set_result(value)
+
+
+def _retrieve(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+@dataclass
+class Entry:
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    etag: bytes
+    gzipped: bytes | None = None  # the same body, gzip-compressed once, for clients that take it
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(self.gzipped or b"")
+
+
+GZIP_MIN_BYTES = 1024
+_COMPRESSIBLE = (b"application/json", b"application/problem+json", b"text/", b"image/svg+xml")
+
+
+def _gzip(entry: Entry) -> None:
+    if len(entry.body) < GZIP_MIN_BYTES:
+        return
+    names = {k.lower(): v for k, v in entry.headers}
+    if b"content-encoding" in names or not names.get(b"content-type", b"").startswith(
+        _COMPRESSIBLE
+    ):
+        return
+    packer = zlib.compressobj(6, zlib.DEFLATED, 31)  # 31: a gzip container
+    entry.gzipped = packer.compress(entry.body) + packer.flush()
+
+
+def _accepts_gzip(value: bytes | None) -> bool:
+    if not value:
+        return False
+    for part in value.lower().split(b","):
+        name, _, params = part.strip().partition(b";")
+        if name.strip() in (b"gzip", b"*"):
+            q = params.strip()
+            return not (q.startswith(b"q=") and float(q[2:] or b"0") == 0)
+    return False
+
+
+class ResponseCache:
+    """200 answers of GET requests, valid for one graph data version, LRU within a byte budget."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.max_entry = max(1, max_bytes // 8)
+        self._data: OrderedDict[tuple[Any, ...], Entry] = OrderedDict()
+        self._stamp: Any = object()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def _check(self, stamp: Any) -> None:
+        if stamp != self._stamp:
+            self._data.clear()
+            self._bytes = 0
+            self._stamp = stamp
+
+    def get(self, stamp: Any, key: tuple[Any, ...]) -> Entry | None:
+        self._check(stamp)
+        entry = self._data.get(key)
+        if entry is not None:
+            self._data.move_to_end(key)
+            self.hits += 1
+        else:
+            self.misses += 1
+        return entry
+
+    def put(self, stamp: Any, key: tuple[Any, ...], entry: Entry) -> None:
+        self._check(stamp)
+        if entry.size > self.max_entry:
+            return
+        old = self._data.pop(key, None)
+        if old is not None:
+            self._bytes -= old.size
+        self._data[key] = entry
+        self._bytes += entry.size
+        while self._bytes > self.max_bytes and self._data:
+            _, dropped = self._data.popitem(last=False)
+            self._bytes -= dropped.size
+
+
+_NOT_STORED = (b"content-length", b"etag", b"cache-control", b"x-cache", b"date", b"server")
+
+
+class ResponseCacheMiddleware:
+    """Pure ASGI: a GET under /api/ is answered from the cache when the graph's data version is
+    the one the answer was computed for. Every answer that goes through here gets an ETag (a
+    hash of its body) and ``Cache-Control: private, no-cache``, and ``If-None-Match`` gets a
+    304. A route opts out with ``Cache-Control: no-store``. If the version cannot be read
+    (Neo4j away) the request goes to the app, which answers for itself (503)."""
+
+    def __init__(self, app: ASGIApp, *, enabled: bool, max_mb: int) -> None:
+        self.app = app
+        self.enabled = enabled
+        self.cache = ResponseCache(max_mb * 1024 * 1024)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            not self.enabled
+            or scope["type"] != "http"
+            or scope["method"] != "GET"
+            or not scope["path"].startswith("/api/")
+        ):
+            await self.app(scope, receive, send)
+            return
+        gate: VersionGate[Any] | None = getattr(scope["app"].state, "version_gate", None)
+        if gate is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            stamp = await gate.get()
+        except Exception:  # noqa: BLE001 - the app reports Neo4j's state itself
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        key = (scope["path"], scope.get("query_string", b""), headers.get(b"accept", b""))
+        inm = headers.get(b"if-none-match")
+        gzip_ok = _accepts_gzip(headers.get(b"accept-encoding"))
+        entry = self.cache.get(stamp, key)
+        if entry is not None:
+            await _answer(send, entry, inm, gzip_ok, b"hit")
+            return
+
+        start: Message | None = None
+        chunks: list[bytes] = []
+        size = 0
+        passthrough = False
+
+        async def capture(message: Message) -> None:
+            nonlocal start, size, passthrough
+            if passthrough:
+                await send(message)
+                return
+            if message["type"] == "http.response.start":
+                start = message
+                if message["status"] != 200:
+                    passthrough = True
+                    await send(message)
+                return
+            if message["type"] == "http.response.body" and start is not None:
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if message.get("more_body") and size > self.cache.max_entry:
+                    # Too big to keep: stream the rest as it comes.
+                    passthrough = True
+                    await send(start)
+                    await send({"type": "http.response.body", "body": b"".join(chunks),
+                                "more_body": True})  # fmt: skip
+                    return
+                if not message.get("more_body"):
+                    await self._finish(send, stamp, key, start, b"".join(chunks), inm, gzip_ok)
+                return
+            await send(message)
+
+        await self.app(scope, receive, capture)
+
+    async def _finish(
+        self,
+        send: Send,
+        stamp: Any,
+        key: tuple[Any, ...],
+        start: Message,
+        body: bytes,
+        inm: bytes | None,
+        gzip_ok: bool,
+    ) -> None:
+        raw = list(start.get("headers") or [])
+        names = {k.lower() for k, _ in raw}
+        cc = b"".join(v for k, v in raw if k.lower() == b"cache-control").lower()
+        etag = b'"' + hashlib.blake2b(body, digest_size=16).hexdigest().encode() + b'"'
+        entry = Entry([(k, v) for k, v in raw if k.lower() not in _NOT_STORED], body, etag)
+        if b"no-store" in cc or b"set-cookie" in names:
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+            return
+        if len(body) > 256 * 1024:
+            await asyncio.to_thread(_gzip, entry)  # a few ms of CPU: off the event loop
+        else:
+            _gzip(entry)
+        self.cache.put(stamp, key, entry)
+        await _answer(send, entry, inm, gzip_ok, b"miss")
+
+
+def _etag_matches(inm: bytes | None, etag: bytes) -> bool:
+    if not inm:
+        return False
+    tags = [t.strip().removeprefix(b"W/") for t in inm.split(b",")]
+    return b"*" in tags or etag in tags
+
+
+async def _answer(send: Send, entry: Entry, inm: bytes | None, gzip_ok: bool, how: bytes) -> None:
+    gz = gzip_ok and entry.gzipped is not None
+    # Two representations, two strong ETags.
+    etag = entry.etag[:-1] + b'-gz"' if gz else entry.etag
+    common = [
+        (b"etag", etag),
+        (b"cache-control", b"private, no-cache"),
+        (b"x-cache", how),
+    ]
+    if entry.gzipped is not None:
+        common.append((b"vary", b"Accept-Encoding"))
+    if _etag_matches(inm, etag):
+        await send({"type": "http.response.start", "status": 304, "headers": common})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    body = entry.gzipped if gz and entry.gzipped is not None else entry.body
+    headers = [*entry.headers, (b"content-length", str(len(body)).encode()), *common]
+    if gz:
+        headers.append((b"content-encoding", b"gzip"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

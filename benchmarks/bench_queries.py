@@ -128,6 +128,7 @@ def run_api(settings: Any, cache_flag: str, runs: int) -> dict[str, dict[str, fl
         NEO4J_PASSWORD=settings.neo4j_password,
         NEO4J_USER="neo4j",
         TTPGRAPH_ANSWER_CACHE=cache_flag,
+        TTPGRAPH_API_AUTH="false",  # loopback only
     )
     api = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory",

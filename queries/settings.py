@@ -82,6 +82,30 @@ class Settings(BaseSettings):
     ttpgraph_query_timeout: float = 30.0
     ttpgraph_max_pool_size: int = 50
 
+    # --- the HTTP API (docs/api.md) ---
+    # API keys are required unless this is false, and then only loopback connections are served.
+    ttpgraph_api_auth: bool = True
+    # Where API keys live, hashed (default: api-keys.json next to the settings file).
+    ttpgraph_api_keys_file: str | None = None
+    # Request limits (413, 414): bodies parsed in memory (JSON, forms), file uploads
+    # (multipart, spooled to disk: two Enterprise bundles fit), URL length.
+    ttpgraph_max_body_mb: float = 16.0
+    ttpgraph_max_upload_mb: float = 200.0
+    ttpgraph_max_url_chars: int = 8192
+    # POST /api/v1/cypher: rows returned at most, and its transaction timeout in seconds.
+    ttpgraph_cypher_max_rows: int = 1000
+    ttpgraph_cypher_timeout: float = 10.0
+    # uvicorn worker processes (`ttpgraph serve --workers` sets it for every worker), and the
+    # Bolt connections all of one host's workers may hold together, split between them.
+    ttpgraph_workers: int = 1
+    ttpgraph_pool_budget: int = 100
+    # The API fails fast when Neo4j is away (503) instead of retrying for the driver's 30 s.
+    ttpgraph_api_retry_seconds: float = 2.0
+    ttpgraph_connect_timeout: float = 5.0
+    # Response cache per worker: 200 answers kept until the graph's data version changes.
+    ttpgraph_response_cache: bool = True
+    ttpgraph_response_cache_mb: int = 64
+
     @classmethod
     def settings_customise_sources(
         cls,

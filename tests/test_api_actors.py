@@ -12,8 +12,16 @@ from queries.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def client(graph: Graph, settings: Settings):
-    with TestClient(create_app(settings)) as c:
+def client(graph, settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    """The app as deployed (API keys on), called with a read key."""
+    from api.auth import KeyStore
+
+    keys_file = tmp_path_factory.mktemp("apikeys") / "api-keys.json"
+    _, read_key = KeyStore(keys_file).create(role="read", name="actors-test")
+    keyed = settings.model_copy(
+        update={"ttpgraph_api_auth": True, "ttpgraph_api_keys_file": str(keys_file)}
+    )
+    with TestClient(create_app(keyed), headers={"X-API-Key": read_key}) as c:
         yield c
 
 

@@ -13,8 +13,16 @@ from .conftest import ENTERPRISE
 
 
 @pytest.fixture(scope="module")
-def client(graph, settings: Settings):
-    with TestClient(create_app(settings)) as c:
+def client(graph, settings: Settings, tmp_path_factory: pytest.TempPathFactory):
+    """The app as deployed (API keys on), called with a read key."""
+    from api.auth import KeyStore
+
+    keys_file = tmp_path_factory.mktemp("apikeys") / "api-keys.json"
+    _, read_key = KeyStore(keys_file).create(role="read", name="actors-test")
+    keyed = settings.model_copy(
+        update={"ttpgraph_api_auth": True, "ttpgraph_api_keys_file": str(keys_file)}
+    )
+    with TestClient(create_app(keyed), headers={"X-API-Key": read_key}) as c:
         yield c
 
 
@@ -59,7 +67,7 @@ def test_validation_error_names_the_field(client: TestClient) -> None:
 
 
 def test_ready_without_neo4j_is_503() -> None:
-    bad = Settings(neo4j_uri="bolt://127.0.0.1:1", neo4j_password="x")
+    bad = Settings(neo4j_uri="bolt://127.0.0.1:1", neo4j_password="x", ttpgraph_api_auth=False)
     with TestClient(create_app(bad)) as c:
         resp = c.get("/ready")
     assert resp.status_code == 503
