@@ -1,3 +1,172 @@
-"""CLI commands: releases (filled in by its issue)."""
+"""CLI commands for ATT&CK releases over time: diff, release-impact, sync."""
 
 from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from loader import sources
+from loader.diff import diff_releases
+from loader.sync import summarize, sync
+from queries import releases
+from queries.errors import Unavailable
+from queries.layers import dump_layer
+from queries.releases import ReleaseDiff, diff_layer, diff_markdown
+
+from .cli import FormatOpt, RichProgress, app, err, graph, out, run, user_errors
+from .output import Format, emit
+
+
+class DiffFormat(StrEnum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def diff(
+    bundles: Annotated[
+        list[str],
+        typer.Argument(
+            help="[OLD] NEW: one bundle (file or URL) compares the loaded release with it; two "
+            "compare OLD with NEW.",
+            metavar="[OLD] NEW",
+        ),
+    ],
+    fmt: Annotated[
+        DiffFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = DiffFormat.table,
+    layer: Annotated[
+        Path | None, typer.Option(help="Also write the diff as a Navigator layer to this file.")
+    ] = None,
+    domain: Annotated[
+        str | None, typer.Option(help="enterprise, mobile or ics (default: the bundle's).")
+    ] = None,
+    impact: Annotated[
+        bool, typer.Option("--impact/--no-impact", help="Judge each inventory's rules.")
+    ] = True,
+) -> None:
+    """What changes between two ATT&CK releases, and which inventory rules it breaks.
+
+    Techniques added, removed, revoked (with replacement), deprecated, renamed and moved between
+    tactics; groups whose technique sets changed; the detection model (v17 data components ->
+    v18 detection strategies); rules pointing at revoked, deprecated or unknown techniques.
+    """
+    if not 1 <= len(bundles) <= 2:
+        raise typer.BadParameter("give NEW, or OLD and NEW", param_hint="[OLD] NEW")
+    old, new = (None, bundles[0]) if len(bundles) == 1 else (bundles[0], bundles[1])
+    with user_errors():
+        try:
+            g = graph()
+            if old is not None:
+                g.ping()
+        except Unavailable:
+            if old is None:
+                raise
+            g = None  # two bundles: the diff works without the graph (no impact)
+        result = diff_releases(g, new=new, old=old, domain=domain, impact=impact)
+    if layer is not None:
+        layer.write_text(dump_layer(diff_layer(result)), encoding="utf-8")
+        err.print(f"layer written to {layer}")
+    if fmt == DiffFormat.json:
+        emit(result, Format.json)
+    elif fmt == DiffFormat.markdown:
+        sys.stdout.write(diff_markdown(result))
+    else:
+        _print_table(result)
+
+
+def _print_table(d: ReleaseDiff) -> None:
+    out.print(f"[bold]ATT&CK {d.domain}: {d.old_version or '?'} -> {d.new_version or '?'}[/]")
+    emit(d, Format.table, rows=[{"change": k.replace("_", " "), "count": v}
+                                for k, v in d.summary.items()], title="Summary")  # fmt: skip
+    rows = (
+        [{"change": "added", "technique": c.technique_id, "name": c.name, "detail": c.tactics}
+         for c in d.added]
+        + [{"change": "removed", "technique": c.technique_id, "name": c.name, "detail": ""}
+           for c in d.removed]
+        + [{"change": "revoked", "technique": c.technique_id, "name": c.name,
+            "detail": f"-> {c.replaced_by} {c.replaced_by_name or ''}".strip()
+            if c.replaced_by else "no replacement"} for c in d.revoked]
+        + [{"change": "deprecated", "technique": c.technique_id, "name": c.name, "detail": ""}
+           for c in d.deprecated]
+        + [{"change": "renamed", "technique": c.technique_id, "name": c.name,
+            "detail": f"was '{c.old_name}'"} for c in d.renamed]
+        + [{"change": "moved", "technique": c.technique_id, "name": c.name,
+            "detail": f"{', '.join(c.old_tactics)} -> {', '.join(c.tactics)}"} for c in d.moved]
+    )  # fmt: skip
+    if rows:
+        emit(rows, Format.table, title="Techniques")
+    if d.groups:
+        cols = ["group_id", "name", "status", "old_count", "new_count", "gained", "lost"]
+        emit([g.model_dump() for g in d.groups], Format.table, title="Groups", columns=cols)
+    out.print(f"[bold]Detection model[/]: {d.detection.note}")
+    if d.detection.components:
+        emit([{**c.model_dump(), "gained": len(c.gained), "lost": len(c.lost)}
+              for c in d.detection.components], Format.table, title="Data components",
+             columns=["data_component_id", "name", "old_techniques", "new_techniques",
+                      "old_model", "new_model", "kept", "gained", "lost"])  # fmt: skip
+    for inv in d.impact or []:
+        emit([i.model_dump() for i in inv.items], Format.table,
+             title=f"Inventory {inv.inventory}: {inv.affected_rules} of {inv.rules} rules affected",
+             columns=["rule_name", "technique_id", "problem", "replacement", "note"])  # fmt: skip
+    for note in d.notes:
+        err.print(f"note: {note}")
+
+
+@app.command("release-impact")
+def release_impact(
+    domain: Annotated[str, typer.Option(help="enterprise, mobile or ics.")] = "enterprise",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Inventory rules tagged with techniques the loaded release revoked, deprecated or does
+    not know, with the technique to retag to."""
+    result = run(lambda g: releases.release_impact(g, domain=domain))
+    if fmt == Format.json:
+        emit(result, fmt)
+        return
+    rows = [i.model_dump() for inv in result for i in inv.items]
+    emit(result, fmt, rows=rows, title="Rules to review",
+         columns=["inventory", "rule_name", "rule_id", "technique_id", "problem", "replacement",
+                  "note"])  # fmt: skip
+
+
+@app.command("sync")
+def sync_command(
+    domain: Annotated[
+        list[str] | None,
+        typer.Option("--domain", "-d", help="enterprise, mobile or ics (repeatable; default all)."),
+    ] = None,
+    taxii_url: Annotated[str, typer.Option(help="TAXII 2.1 API root.")] = sources.MITRE_TAXII_URL,
+    user: Annotated[str | None, typer.Option(help="TAXII user (basic auth).")] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="TTPGRAPH_TAXII_PASSWORD", help="TAXII password.")
+    ] = None,
+    lock_file: Annotated[
+        Path | None, typer.Option(help="Lock file (default: ~/.cache/ttpgraph/sync.lock).")
+    ] = None,
+    per_request: Annotated[int, typer.Option(help="Objects per TAXII page.")] = 1000,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Fetch from TAXII only what was added since the last load, apply it, report what changed.
+
+    Safe from cron: a second sync while one runs writes nothing and reports 'locked'; a sync
+    with nothing new writes nothing.
+    """
+    with user_errors():
+        reports = sync(
+            graph(),
+            domains=domain or [],
+            taxii_url=taxii_url,
+            user=user,
+            password=password,
+            lock_path=lock_file,
+            per_request=per_request,
+            progress=RichProgress(),
+            on_step=lambda m: err.print(m),
+        )
+    emit(reports, fmt, rows=summarize(reports), title="Sync")

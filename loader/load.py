@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from queries.catalog import Q
 from queries.graph import Graph
 
 from . import sources
-from .stix import DOMAIN_ALIASES, BundleError, detect_domain, detect_release, to_rows
+from .stix import (
+    DOMAIN_ALIASES,
+    BundleError,
+    GraphRows,
+    detect_domain,
+    detect_release,
+    to_rows,
+)
 from .writer import ensure_schema, total_steps, write_rows
 
 DEFAULT_DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
@@ -51,6 +59,33 @@ def normalize_domain(value: str) -> str:
         raise BundleError(f"unknown domain {value!r}: use enterprise, mobile or ics") from None
 
 
+def prepare(
+    fetched: sources.FetchedBundle,
+    *,
+    domain: str | None = None,
+    release: str | None = None,
+    known_ids: Callable[[], Iterable[str]] | None = None,
+) -> GraphRows:
+    """Everything a load does before it writes: find the domain and release, validate the whole
+    bundle and turn it into rows. Bad input raises one-line ``BundleError`` naming the source."""
+    found = detect_domain(fetched.objects)
+    if found is None:
+        raise BundleError(f"{fetched.source}: not an ATT&CK bundle (no matrix, no techniques)")
+    if domain is not None and normalize_domain(domain) != found:
+        raise BundleError(f"{fetched.source}: holds {found}, not {normalize_domain(domain)}")
+    version = release or detect_release(fetched.objects, fetched.name_hint)
+    try:
+        return to_rows(
+            fetched.objects,
+            domain=found,
+            spec_version=fetched.spec_version,
+            release=version,
+            known_ids=known_ids,
+        )
+    except BundleError as exc:
+        raise BundleError(f"{fetched.source}: {exc}") from None
+
+
 def load_bundle(
     graph: Graph,
     fetched: sources.FetchedBundle,
@@ -62,29 +97,28 @@ def load_bundle(
     """Validate a fetched bundle completely, then write it in one transaction."""
     t0 = time.perf_counter()
     prog = progress or Progress()
-    found = detect_domain(fetched.objects)
-    if found is None:
-        raise BundleError(f"{fetched.source}: not an ATT&CK bundle (no matrix, no techniques)")
-    if domain is not None and normalize_domain(domain) != found:
-        raise BundleError(f"{fetched.source}: holds {found}, not {normalize_domain(domain)}")
-    version = release or detect_release(fetched.objects, fetched.name_hint)
-    try:
-        rows = to_rows(
-            fetched.objects,
-            domain=found,
-            spec_version=fetched.spec_version,
-            release=version,
-            known_ids=lambda: [
-                r["id"] for r in graph.read("MATCH (n:AttackObject) RETURN n.stix_id AS id")
-            ],
-        )
-    except BundleError as exc:
-        raise BundleError(f"{fetched.source}: {exc}") from None
+    rows = prepare(
+        fetched,
+        domain=domain,
+        release=release,
+        known_ids=lambda: [r["stix_id"] for r in graph.read(Q.release_known_ids, limit=10_000_000)],
+    )
+    found, version = rows.domain, rows.release
     t_rows = time.perf_counter()
     ensure_schema(graph)
     t_schema = time.perf_counter()
     counts = rows.counts()
     prog.start(f"loading {found} {version or ''}".strip(), total_steps(rows))
+    taxii = fetched.taxii or {}
+    extra = (
+        {
+            "taxii_url": taxii.get("url"),
+            "taxii_collection": taxii.get("collection"),
+            "taxii_added_last": taxii.get("added_last"),
+        }
+        if taxii
+        else {}
+    )
     write_rows(
         graph,
         rows,
@@ -92,6 +126,7 @@ def load_bundle(
         sha256=fetched.sha256,
         counts=counts,
         progress=lambda _label, n: prog.advance(n),
+        release_extra=extra,
     )
     prog.done()
     t_end = time.perf_counter()

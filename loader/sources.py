@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -35,6 +36,18 @@ class FetchedBundle:
     source: str
     sha256: str
     name_hint: str | None = None
+    taxii: dict[str, Any] | None = None
+    """For TAXII: ``url``, ``collection`` and ``added_last`` (the server's
+    ``X-TAXII-Date-Added-Last``: where the next ``added_after`` sync starts)."""
+
+
+@dataclass
+class ManifestEntry:
+    """One object a TAXII collection holds: id, when it was added, its version (modified)."""
+
+    id: str
+    date_added: str
+    version: str
 
 
 def _read_limited(stream: io.BufferedIOBase | gzip.GzipFile, where: str) -> bytes:
@@ -121,27 +134,72 @@ def from_taxii(
     added_after: str | None = None,
     on_page: Callable[[int], None] | None = None,
 ) -> FetchedBundle:
-    """Fetch every object of one collection, page by page (TAXII 2.1)."""
-    from taxii2client.exceptions import TAXIIServiceException
-    from taxii2client.v21 import ApiRoot, Collection, as_pages
-
+    """Fetch every object of one collection (or those added after ``added_after``), paged."""
     if domain not in DOMAINS:
         raise BundleError(f"unknown ATT&CK domain {domain!r}")
-    try:
-        coll = _find_collection(url, domain, collection_id, user, password, ApiRoot, Collection)
-        objects: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {}
-        if added_after:
-            kwargs["added_after"] = added_after
-        for envelope in _pages(as_pages, coll, per_request, kwargs):
-            if not isinstance(envelope, dict):
-                raise BundleError(f"{url}: TAXII server answered something that is not JSON")
-            page = envelope.get("objects", [])
-            if not isinstance(page, list):
-                raise BundleError(f"{url}: TAXII envelope has no 'objects' list")
+    added: list[str] = []
+    objects: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"added_after": added_after} if added_after else {}
+    with _taxii_errors(url):
+        coll = _find_collection(url, domain, collection_id, user, password)
+        _watch_date_added(coll, added)
+        for envelope in _pages(coll.get_objects, per_request, kwargs):
+            page = _envelope_list(envelope, "objects", url)
             objects.extend(page)
             if on_page:
                 on_page(len(page))
+    digest = hashlib.sha256()
+    for obj in sorted(objects, key=lambda o: (str(o.get("id")), str(o.get("modified")))):
+        digest.update(repr(sorted(obj.items())).encode())
+    return FetchedBundle(
+        objects=objects,
+        spec_version="2.1",
+        source=f"taxii:{url}#{coll.id}",
+        sha256=digest.hexdigest(),
+        taxii={"url": url, "collection": coll.id, "added_last": max(added, default=None)},
+    )
+
+
+def taxii_manifest(
+    url: str = MITRE_TAXII_URL,
+    *,
+    domain: str,
+    collection_id: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    per_request: int = 1000,
+) -> tuple[str, list[ManifestEntry]]:
+    """The collection's manifest: every object it holds now (ids and versions, no content).
+
+    Returns the source name (``taxii:URL#COLLECTION``) and the entries.
+    """
+    if domain not in DOMAINS:
+        raise BundleError(f"unknown ATT&CK domain {domain!r}")
+    entries: list[ManifestEntry] = []
+    with _taxii_errors(url):
+        coll = _find_collection(url, domain, collection_id, user, password)
+        for envelope in _pages(coll.get_manifest, per_request, {}):
+            for i, item in enumerate(_envelope_list(envelope, "objects", url)):
+                if not isinstance(item, dict) or not all(
+                    isinstance(item.get(k), str) for k in ("id", "date_added")
+                ):
+                    raise BundleError(f"{url}: manifest entry {i} needs an id and a date_added")
+                version = item.get("version")
+                entries.append(
+                    ManifestEntry(
+                        item["id"], item["date_added"], version if isinstance(version, str) else ""
+                    )
+                )
+    return f"taxii:{url}#{coll.id}", entries
+
+
+@contextlib.contextmanager
+def _taxii_errors(url: str) -> Iterator[None]:
+    """Every failure of a TAXII exchange as one BundleError line naming the server."""
+    from taxii2client.exceptions import TAXIIServiceException
+
+    try:
+        yield
     except BundleError:
         raise
     except TAXIIServiceException as exc:
@@ -151,37 +209,51 @@ def from_taxii(
             f"{url}: TAXII server unreachable or broken ({exc.__class__.__name__}: "
             f"{_one_line(exc)})"
         ) from None
-    digest = hashlib.sha256()
-    for obj in sorted(objects, key=lambda o: (str(o.get("id")), str(o.get("modified")))):
-        digest.update(repr(sorted(obj.items())).encode())
-    return FetchedBundle(
-        objects=objects,
-        spec_version="2.1",
-        source=f"taxii:{url}#{coll.id}",
-        sha256=digest.hexdigest(),
-    )
+
+
+def _envelope_list(envelope: Any, key: str, url: str) -> list[Any]:
+    if not isinstance(envelope, dict):
+        raise BundleError(f"{url}: TAXII server answered something that is not JSON")
+    page = envelope.get(key, [])
+    if not isinstance(page, list):
+        raise BundleError(f"{url}: TAXII envelope has no '{key}' list")
+    return page
+
+
+def _watch_date_added(coll: Any, sink: list[str]) -> None:
+    """Collect the ``X-TAXII-Date-Added-Last`` header of every answer (taxii2-client drops
+    response headers; a requests response hook sees them)."""
+    session = getattr(getattr(coll, "_conn", None), "session", None)
+    if session is None:  # pragma: no cover - taxii2-client internals changed
+        return
+
+    def hook(resp: Any, *args: Any, **kwargs: Any) -> Any:
+        value = resp.headers.get("X-TAXII-Date-Added-Last")
+        if isinstance(value, str) and value:
+            sink.append(value)
+        return resp
+
+    session.hooks.setdefault("response", []).append(hook)
 
 
 def _one_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
 
 
-def _pages(as_pages: Any, coll: Any, per_request: int, kwargs: dict[str, Any]) -> Iterator[Any]:
-    yield from as_pages(coll.get_objects, per_request=per_request, **kwargs)
+def _pages(fetch: Any, per_request: int, kwargs: dict[str, Any]) -> Iterator[Any]:
+    from taxii2client.v21 import as_pages
+
+    yield from as_pages(fetch, per_request=per_request, **kwargs)
 
 
 def _find_collection(
-    url: str,
-    domain: str,
-    collection_id: str | None,
-    user: str | None,
-    password: str | None,
-    api_root_cls: Any,
-    collection_cls: Any,
+    url: str, domain: str, collection_id: str | None, user: str | None, password: str | None
 ) -> Any:
+    from taxii2client.v21 import ApiRoot
+
     wanted = collection_id or MITRE_COLLECTIONS[domain]
     uuid_part = wanted.split("--")[-1]
-    root = api_root_cls(url, user=user, password=password)
+    root = ApiRoot(url, user=user, password=password)
     titles = []
     for coll in root.collections:
         titles.append(coll.title)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,9 @@ _DROP = {
     "x_mitre_attack_spec_version",
 }
 _STIX_ID = re.compile(r"^([a-z0-9][a-z0-9-]*)--[0-9a-fA-F-]{36}$")
+# Property names that become Neo4j property keys: what STIX allows (and what ATT&CK uses).
+_PROP_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,249}$")
+_INT64 = (-(2**63), 2**63 - 1)
 
 
 class BundleError(ValueError):
@@ -99,6 +102,8 @@ class GraphRows:
     strategy_analytics: list[dict[str, Any]] = field(default_factory=list)
     component_sources: list[dict[str, Any]] = field(default_factory=list)
     log_sources: list[dict[str, Any]] = field(default_factory=list)
+    """LogSource rows: ``key``, ``name``, ``channel``, ``data_component`` and ``listed`` (true
+    when the data component's own ``x_mitre_log_sources`` names it)."""
     analytic_log_sources: list[dict[str, Any]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
 
@@ -159,12 +164,23 @@ def bundle_objects(bundle: dict[str, Any], where: str) -> list[dict[str, Any]]:
     return objects
 
 
+def _attack_refs(obj: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The object's ATT&CK external references (tolerant of malformed input: never raises)."""
+    refs = obj.get("external_references")
+    if not isinstance(refs, list):
+        return
+    for ref in refs:
+        if isinstance(ref, dict):
+            src = ref.get("source_name")
+            if isinstance(src, str) and src in _ATTACK_SOURCES:
+                yield ref
+
+
 def attack_id(obj: dict[str, Any]) -> str | None:
-    for ref in obj.get("external_references") or ():
-        if isinstance(ref, dict) and ref.get("source_name") in _ATTACK_SOURCES:
-            ext = ref.get("external_id")
-            if isinstance(ext, str):
-                return ext
+    for ref in _attack_refs(obj):
+        ext = ref.get("external_id")
+        if isinstance(ext, str):
+            return ext
     return None
 
 
@@ -172,10 +188,9 @@ _ATTACK_SOURCES = {"mitre-attack", "mitre-mobile-attack", "mitre-ics-attack"}
 
 
 def _attack_url(obj: dict[str, Any]) -> str | None:
-    for ref in obj.get("external_references") or ():
-        if isinstance(ref, dict) and ref.get("source_name") in _ATTACK_SOURCES:
-            url = ref.get("url")
-            return url if isinstance(url, str) else None
+    for ref in _attack_refs(obj):
+        url = ref.get("url")
+        return url if isinstance(url, str) else None
     return None
 
 
@@ -200,14 +215,24 @@ def _check_str_list(obj: dict[str, Any], key: str, where: str) -> None:
         raise BundleError(f"{where}: '{key}' must be a list of strings")
 
 
-def _scalar_props(obj: dict[str, Any]) -> dict[str, Any]:
-    """STIX properties as Neo4j properties: ``x_mitre_`` dropped, scalars and string lists kept."""
+def _scalar_props(obj: dict[str, Any], where: str) -> dict[str, Any]:
+    """STIX properties as Neo4j properties: ``x_mitre_`` dropped, scalars and string lists kept.
+
+    Keys that cannot be property names and nested values are left out (the graph does not use
+    them); an integer Neo4j cannot store is an error rather than a failed write.
+    """
     props: dict[str, Any] = {}
     for key, val in obj.items():
-        if key in _DROP:
+        if key in _DROP or not isinstance(key, str) or not _PROP_KEY.match(key):
             continue
         name = key[8:] if key.startswith("x_mitre_") else key
-        if isinstance(val, (str, bool, int, float)) or (
+        if not name:
+            continue
+        if isinstance(val, int) and not isinstance(val, bool):
+            if not _INT64[0] <= val <= _INT64[1]:
+                raise BundleError(f"{where}: '{key}' is an integer out of range")
+            props[name] = val
+        elif isinstance(val, (str, bool, float)) or (
             isinstance(val, list) and all(isinstance(x, str) for x in val)
         ):
             props[name] = val
@@ -216,13 +241,26 @@ def _scalar_props(obj: dict[str, Any]) -> dict[str, Any]:
 
 def _citations(obj: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     names, urls, texts = [], [], []
-    for ref in obj.get("external_references") or ():
-        if not isinstance(ref, dict) or ref.get("source_name") in _ATTACK_SOURCES:
+    refs = obj.get("external_references")
+    for ref in refs if isinstance(refs, list) else ():
+        if not isinstance(ref, dict):
             continue
-        names.append(str(ref.get("source_name", "")))
-        urls.append(str(ref.get("url", "") or ""))
-        texts.append(str(ref.get("description", "") or ""))
+        src = ref.get("source_name")
+        if isinstance(src, str) and src in _ATTACK_SOURCES:
+            continue
+        names.append(_text(src))
+        urls.append(_text(ref.get("url")))
+        texts.append(_text(ref.get("description")))
     return names, urls, texts
+
+
+def _text(value: Any) -> str:
+    """A citation field as text: strings as they are, numbers printed, anything else empty."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 def detect_domain(objects: list[dict[str, Any]]) -> str | None:
@@ -235,8 +273,9 @@ def detect_domain(objects: list[dict[str, Any]]) -> str | None:
     counts: Counter[str] = Counter()
     for obj in objects:
         if isinstance(obj, dict) and obj.get("type") == "attack-pattern":
-            for d in obj.get("x_mitre_domains") or ():
-                if d in DOMAINS:
+            doms = obj.get("x_mitre_domains")
+            for d in doms if isinstance(doms, list) else ():
+                if isinstance(d, str) and d in DOMAINS:
                     counts[d] += 1
     return counts.most_common(1)[0][0] if counts else None
 
@@ -271,12 +310,17 @@ def to_rows(
     spec_version: str,
     release: str | None,
     known_ids: Callable[[], Iterable[str]] | None = None,
+    known_tactics: Callable[[], dict[tuple[str, str], str]] | None = None,
+    require_attack_object: bool = True,
 ) -> GraphRows:
     """Validate ``objects`` and turn them into graph rows.
 
     ``known_ids``: returns the STIX ids already in the graph (asked only when a reference does
     not resolve inside the bundle), so that a partial bundle (a TAXII sync) may refer to them.
-    Anything else that does not resolve is a dangling reference.
+    Anything else that does not resolve is a dangling reference. ``known_tactics``: likewise,
+    the graph's tactics as (domain, shortname) -> STIX id, asked only when a technique's kill
+    chain phase names a tactic the bundle does not hold. ``require_attack_object=False``
+    accepts a bundle without any ATT&CK object (a sync delta of relationships only).
     """
     rows = GraphRows(domain=domain, spec_version=spec_version, release=release)
     ids: dict[str, str] = {}  # stix_id -> type
@@ -336,7 +380,7 @@ def to_rows(
         aid = attack_id(obj)
         if aid:
             has_attack_object = True
-        props = _scalar_props(obj)
+        props = _scalar_props(obj, where)
         props["stix_id"] = obj["id"]
         props["stix_type"] = otype
         props["attack_id"] = aid
@@ -405,7 +449,7 @@ def to_rows(
             for ref in srcs:
                 if not isinstance(ref, dict):
                     raise BundleError(f"{where}: 'x_mitre_log_sources' entries must be objects")
-                _log_source(log_sources, obj["id"], ref, where)
+                _log_source(log_sources, obj["id"], ref, where)["listed"] = True
         if otype in ("intrusion-set", "campaign"):
             props["aliases"] = obj.get("aliases") or [obj["name"]]
         elif otype in ("malware", "tool"):
@@ -414,12 +458,17 @@ def to_rows(
             props["aliases_text"] = " ".join(props["aliases"])
         rows.nodes.setdefault(labels, []).append(props)
 
-    if not has_attack_object:
+    if require_attack_object and not has_attack_object:
         raise BundleError("not an ATT&CK bundle: no object carries a mitre-attack external id")
 
+    graph_tactics: dict[tuple[str, str], str] | None = None
     for tech, pdomain, phase, where in technique_phases:
         tactic = tactics_by_short.get((pdomain, phase))
-        if tactic is None and tactics_by_short:
+        if tactic is None and known_tactics is not None:
+            if graph_tactics is None:
+                graph_tactics = known_tactics()
+            tactic = graph_tactics.get((pdomain, phase))
+        if tactic is None and (tactics_by_short or graph_tactics):
             raise BundleError(f"{where}: kill chain phase {phase!r} names no tactic of {pdomain}")
         if tactic is not None:
             rows.in_tactic.append({"src": tech, "dst": tactic})
@@ -435,8 +484,22 @@ def to_rows(
         if gtype is None:
             rows.skipped[f"relationship:{rtype}"] += 1
             continue
-        if "description" in obj and not isinstance(obj["description"], str):
-            raise BundleError(f"{where}: 'description' must be a string")
+        ends = {ids.get(src) or src.split("--")[0], ids.get(dst) or dst.split("--")[0]}
+        if not ends <= NODE_LABELS.keys():
+            # e.g. a relationship from an identity: its end is not a node of the graph
+            rows.skipped[
+                f"relationship:{rtype} to {'/'.join(sorted(ends - NODE_LABELS.keys()))}"
+            ] += 1
+            continue
+        for key in ("description", "created", "modified"):
+            if key in obj and not isinstance(obj[key], str):
+                raise BundleError(f"{where}: '{key}' must be a string")
+        for key in ("revoked", "x_mitre_deprecated"):
+            if key in obj and not isinstance(obj[key], bool):
+                raise BundleError(f"{where}: '{key}' must be true or false")
+        refs = obj.get("external_references", [])
+        if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
+            raise BundleError(f"{where}: 'external_references' must be a list of objects")
         names, urls, texts = _citations(obj)
         rows.rels.setdefault(gtype, []).append(
             {
@@ -469,7 +532,7 @@ def _log_source(
     key = f"{dc}|{name}|{channel}"
     row = acc.get(key)
     if row is None:
-        row = {"key": key, "name": name, "channel": channel, "data_component": dc}
+        row = {"key": key, "name": name, "channel": channel, "data_component": dc, "listed": False}
         acc[key] = row
     return row
 
@@ -477,5 +540,6 @@ def _log_source(
 def type_counts(objects: list[dict[str, Any]]) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for obj in objects:
-        counts[obj.get("type", "?")] += 1
+        otype = obj.get("type") if isinstance(obj, dict) else None
+        counts[otype if isinstance(otype, str) else "?"] += 1
     return dict(counts)

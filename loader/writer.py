@@ -4,28 +4,43 @@ One transaction means a load either lands whole or not at all: a crash, a killed
 batch leaves the graph as it was, and a re-run completes the load. Every statement is a MERGE or
 a delete-then-create of derived edges, so running the same load twice leaves the graph identical.
 The Release node is written last.
+
+Two modes:
+
+- ``full`` (a whole release of one domain): what the domain loaded before and the bundle no
+  longer holds leaves the domain. STIX relationships it no longer holds are deleted; objects it
+  no longer holds are marked (``in_release = false``, ``removed_from``) and kept while anything
+  outside the retired ATT&CK objects still points at them (an organisation's detection rule, a
+  threat model, another domain's object), deleted otherwise, so that an upgraded graph equals a
+  fresh load of the new release.
+- ``partial`` (a TAXII sync): the bundle holds new and changed objects only; ``removed_ids``
+  names the objects and relationships the release no longer holds. Nothing else is touched.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from neo4j import ManagedTransaction
+from neo4j.exceptions import ServiceUnavailable, SessionExpired
 
 from queries.cache import bump_graph_version
+from queries.errors import Unavailable
 from queries.graph import Graph
 
-from .stix import NODE_LABELS, GraphRows
+from .stix import NODE_LABELS, REL_TYPES, GraphRows
 
 BATCH = 5000
 DERIVED = "IN_TACTIC|HAS_TACTIC|HAS_ANALYTIC|PART_OF|USES_LOG_SOURCE"
 
 # Label names come from the fixed allow-list in loader.stix.NODE_LABELS, never from input.
 _ALL_LABELS = sorted({label for labels in NODE_LABELS.values() for label in labels})
+# Count keys of a Release node: the primary label of each STIX type (Malware/Tool for software).
+_COUNT_LABELS = sorted({labels[-1] for labels in NODE_LABELS.values()})
 
 SCHEMA: list[str] = [
     "CREATE CONSTRAINT attack_object_stix_id IF NOT EXISTS "
@@ -44,6 +59,7 @@ SCHEMA: list[str] = [
 ]
 
 ProgressFn = Callable[[str, int], None]
+Mode = Literal["full", "partial"]
 
 
 def ensure_schema(graph: Graph) -> None:
@@ -57,10 +73,12 @@ def _node_stmt(labels: tuple[str, ...]) -> str:
     return (
         "UNWIND $rows AS row "
         "MERGE (n:AttackObject {stix_id: row.stix_id}) "
-        "WITH n, row, coalesce(n.loaded_domains, []) AS prev "
+        "WITH n, row, coalesce(n.loaded_domains, []) AS prev, "
+        "[d IN coalesce(n.removed_from, []) WHERE d <> $domain] AS gone "
         "SET n = row "
         f"SET n{extra}, n.load_token = $token, n.in_release = true, "
-        "n.loaded_domains = CASE WHEN $domain IN prev THEN prev ELSE prev + $domain END"
+        "n.loaded_domains = CASE WHEN $domain IN prev THEN prev ELSE prev + $domain END, "
+        "n.removed_from = CASE WHEN size(gone) = 0 THEN null ELSE gone END"
     )
 
 
@@ -87,12 +105,33 @@ _DERIVED_STMTS: dict[str, str] = {
     "MATCH (t:LogSource {key: row.key}) CREATE (s)-[:USES_LOG_SOURCE]->(t)",
 }
 
+# A log source lives while its data component lists it (``listed``) or an analytic uses it.
+# ``listed`` is recomputed for every data component the bundle holds: reset, then set again.
+_LOG_SOURCE_RESET = (
+    "UNWIND $ids AS id MATCH (l:LogSource)-[:OF_DATA_COMPONENT]->(:AttackObject {stix_id: id}) "
+    "SET l.listed = false"
+)
 _LOG_SOURCE_STMT = (
     "UNWIND $rows AS row "
     "MERGE (l:LogSource {key: row.key}) "
-    "SET l.name = row.name, l.channel = row.channel, l.data_component = row.data_component "
+    "SET l.name = row.name, l.channel = row.channel, l.data_component = row.data_component, "
+    "l.listed = coalesce(l.listed, false) OR row.listed "
     "WITH l, row MATCH (dc:AttackObject {stix_id: row.data_component}) "
     "MERGE (l)-[:OF_DATA_COMPONENT]->(dc)"
+)
+
+# Something that is not retired ATT&CK content points at (or from) the node: an organisation's
+# own node, or an ATT&CK object still in a release (another domain's).
+_STILL_NEEDED = (
+    "EXISTS { MATCH (n)--(m) WHERE NOT (m:AttackObject OR m:LogSource) "
+    "OR (m:AttackObject AND m.in_release) }"
+)
+
+_MARK_LEFT = (
+    "SET n.loaded_domains = [d IN n.loaded_domains WHERE d <> $domain], "
+    "n.removed_from = CASE WHEN $domain IN coalesce(n.removed_from, []) "
+    "THEN n.removed_from ELSE coalesce(n.removed_from, []) + $domain END "
+    "WITH n SET n.in_release = size(n.loaded_domains) > 0"
 )
 
 
@@ -113,13 +152,21 @@ def write_rows(
     sha256: str,
     counts: dict[str, Any],
     progress: ProgressFn | None = None,
+    mode: Mode = "full",
+    removed_ids: Iterable[str] = (),
+    release_extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write one bundle's rows and its Release node in a single transaction."""
+    """Write one bundle's rows and its Release node in a single transaction.
+
+    ``mode="partial"`` applies a delta (see the module docstring): ``removed_ids`` leave the
+    domain, and the Release node's counts are recounted from the graph. ``release_extra`` adds
+    properties to the Release node (the TAXII server's ``taxii_added_last``...).
+    """
     token = uuid.uuid4().hex
     domain = rows.domain
     tick = progress or (lambda _label, _n: None)
     loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
-    release_props = {
+    release_props: dict[str, Any] = {
         "domain": domain,
         "version": rows.release,
         "spec_version": rows.spec_version,
@@ -129,8 +176,14 @@ def write_rows(
         "nodes": rows.node_count(),
         "relationships": rows.rel_count(),
         "loaded_at": loaded_at,
+        **(release_extra or {}),
     }
     node_ids = [r["stix_id"] for group in rows.nodes.values() for r in group]
+    component_ids = [
+        r["stix_id"] for r in rows.nodes.get(NODE_LABELS["x-mitre-data-component"], [])
+    ]
+    removed = [{"id": i} for i in sorted(set(removed_ids))]
+    rel_ids = [r["props"]["stix_id"] for group in rows.rels.values() for r in group]
 
     def work(tx: ManagedTransaction) -> dict[str, Any]:
         for labels, group in rows.nodes.items():
@@ -138,23 +191,40 @@ def write_rows(
             for batch in _batches(group):
                 tx.run(stmt, rows=batch, token=token, domain=domain).consume()
                 tick(labels[-1], len(batch))
-        # Objects of this domain that the bundle no longer holds stay (something may still
-        # point at them) but are marked as out of the release.
-        tx.run(
-            "MATCH (n:AttackObject) WHERE $domain IN n.loaded_domains AND n.load_token <> $token "
-            "SET n.loaded_domains = [d IN n.loaded_domains WHERE d <> $domain], "
-            "n.removed_from = CASE WHEN $domain IN coalesce(n.removed_from, []) "
-            "THEN n.removed_from ELSE coalesce(n.removed_from, []) + $domain END "
-            "WITH n SET n.in_release = size(n.loaded_domains) > 0",
-            domain=domain,
-            token=token,
-        ).consume()
+        # Objects of this domain that the release no longer holds leave it (kept or deleted at
+        # the end, depending on whether anything still points at them).
+        if mode == "full":
+            tx.run(
+                "MATCH (n:AttackObject) WHERE $domain IN n.loaded_domains "
+                "AND n.load_token <> $token " + _MARK_LEFT,
+                domain=domain,
+                token=token,
+            ).consume()
+        else:
+            for batch in _batches(removed):
+                tx.run(
+                    "UNWIND $rows AS row MATCH (n:AttackObject {stix_id: row.id}) "
+                    "WHERE $domain IN n.loaded_domains " + _MARK_LEFT,
+                    rows=batch,
+                    domain=domain,
+                ).consume()
+        # Derived edges are re-derived for every object the bundle holds; objects out of every
+        # release lose theirs (what they pointed at is no longer theirs to say).
         for batch in _batches([{"id": i} for i in node_ids]):
             tx.run(
                 "UNWIND $rows AS row MATCH (n:AttackObject {stix_id: row.id})"
                 f"-[r:{DERIVED}]->() DELETE r",
                 rows=batch,
             ).consume()
+        tx.run(
+            f"MATCH (n:AttackObject)-[r:{DERIVED}]->() WHERE n.in_release = false DELETE r"
+        ).consume()
+        for batch in _batches([{"id": i} for i in component_ids]):
+            tx.run(_LOG_SOURCE_RESET, ids=[r["id"] for r in batch]).consume()
+        tx.run(
+            "MATCH (l:LogSource)-[:OF_DATA_COMPONENT]->(dc:AttackObject) "
+            "WHERE dc.in_release = false SET l.listed = false"
+        ).consume()
         for batch in _batches(rows.log_sources):
             tx.run(_LOG_SOURCE_STMT, rows=batch).consume()
             tick("LogSource", 2 * len(batch))  # node + OF_DATA_COMPONENT
@@ -163,26 +233,103 @@ def write_rows(
             for batch in _batches(group):
                 tx.run(stmt, rows=batch, token=token, domain=domain).consume()
                 tick(rtype, len(batch))
-        # STIX relationships this domain loaded before that the bundle no longer holds.
-        tx.run(
-            "MATCH ()-[r]->() WHERE r.stix_id IS NOT NULL AND $domain IN r.loaded_domains "
-            "AND r.load_token <> $token "
+        # STIX relationships this domain loaded before that the release no longer holds.
+        left = (
             "SET r.loaded_domains = [d IN r.loaded_domains WHERE d <> $domain] "
-            "WITH r WHERE size(r.loaded_domains) = 0 DELETE r",
-            domain=domain,
-            token=token,
-        ).consume()
+            "WITH r WHERE size(r.loaded_domains) = 0 DELETE r"
+        )
+        if mode == "full":
+            tx.run(
+                "MATCH ()-[r]->() WHERE r.stix_id IS NOT NULL AND $domain IN r.loaded_domains "
+                "AND r.load_token <> $token " + left,
+                domain=domain,
+                token=token,
+            ).consume()
+        else:
+            # Removed relationships, and earlier versions of the delta's relationships that
+            # pointed elsewhere (ATT&CK re-targets a relationship, keeping its id).
+            tx.run(
+                "MATCH ()-[r]->() WHERE $domain IN r.loaded_domains AND (r.stix_id IN $removed "
+                "OR (r.stix_id IN $delta AND r.load_token <> $token)) " + left,
+                removed=[r["id"] for r in removed],
+                delta=rel_ids,
+                token=token,
+                domain=domain,
+            ).consume()
         for attr, stmt in _DERIVED_STMTS.items():
             for batch in _batches(getattr(rows, attr)):
                 tx.run(stmt, rows=batch).consume()
                 tick(attr, len(batch))
+        # Log sources no data component lists and no analytic uses, unless something of the
+        # organisation's points at them; then retired objects nothing needs any more.
         tx.run(
-            "MERGE (r:Release {domain: $props.domain}) SET r = $props", props=release_props
+            "MATCH (l:LogSource) WHERE NOT l.listed AND NOT EXISTS { ()-[:USES_LOG_SOURCE]->(l) } "
+            "AND NOT EXISTS { MATCH (l)--(m) WHERE NOT (m:AttackObject OR m:LogSource) } "
+            "DETACH DELETE l"
         ).consume()
+        tx.run(
+            f"MATCH (n:AttackObject) WHERE n.in_release = false AND NOT {_STILL_NEEDED} "
+            "DETACH DELETE n"
+        ).consume()
+        if mode == "partial":
+            recount = _graph_counts(tx, domain)
+            release_props["counts"] = json.dumps(recount, sort_keys=True)
+            release_props["nodes"] = sum(
+                v for k, v in recount.items() if k in _COUNT_LABELS or k == "LogSource"
+            )
+            release_props["relationships"] = sum(v for k, v in recount.items() if k.isupper())
+            tx.run(
+                "MERGE (r:Release {domain: $props.domain}) SET r += $props", props=release_props
+            ).consume()
+        else:
+            tx.run(
+                "MERGE (r:Release {domain: $props.domain}) SET r = $props", props=release_props
+            ).consume()
         bump_graph_version(tx)
         return release_props
 
-    with graph.driver.session(database=graph.database) as session:
-        result = session.execute_write(work)
-    graph.cache.clear()
+    try:
+        with graph.driver.session(database=graph.database) as session:
+            result = session.execute_write(work)
+    except (ServiceUnavailable, SessionExpired, OSError) as exc:
+        raise Unavailable(
+            f"Neo4j went away during the load of {domain} ({exc.__class__.__name__}); "
+            "nothing of it was written: re-run the load once Neo4j is back"
+        ) from exc
+    finally:
+        graph.cache.clear()
     return result
+
+
+def _graph_counts(tx: ManagedTransaction, domain: str) -> dict[str, int]:
+    """The counts a full load of the domain's release would record, counted in the graph."""
+    counts: dict[str, int] = {}
+    for label in _COUNT_LABELS:
+        n = tx.run(
+            f"MATCH (n:{label}) WHERE $domain IN n.loaded_domains RETURN count(n) AS n",
+            domain=domain,
+        ).single()
+        counts[label] = n["n"] if n else 0
+    for rtype in REL_TYPES.values():
+        n = tx.run(
+            f"MATCH ()-[r:{rtype}]->() WHERE $domain IN r.loaded_domains RETURN count(r) AS n",
+            domain=domain,
+        ).single()
+        counts[rtype] = n["n"] if n else 0
+    for rtype in DERIVED.split("|"):
+        n = tx.run(
+            f"MATCH (n:AttackObject)-[r:{rtype}]->() WHERE $domain IN n.loaded_domains "
+            "RETURN count(r) AS n",
+            domain=domain,
+        ).single()
+        counts[rtype] = n["n"] if n else 0
+    # The domain's log sources: listed by one of its data components or used by its analytics.
+    n = tx.run(
+        "MATCH (l:LogSource)-[:OF_DATA_COMPONENT]->(dc:AttackObject) "
+        "WHERE (l.listed AND $domain IN dc.loaded_domains) OR EXISTS { "
+        "MATCH (l)<-[:USES_LOG_SOURCE]-(a:AttackObject) WHERE $domain IN a.loaded_domains } "
+        "RETURN count(DISTINCT l) AS n",
+        domain=domain,
+    ).single()
+    counts["LogSource"] = counts["OF_DATA_COMPONENT"] = n["n"] if n else 0
+    return {k: v for k, v in counts.items() if v}
