@@ -154,6 +154,8 @@ def neo4j_conf(cfg: ServerConfig) -> str:
             f"server.http.listen_address=127.0.0.1:{cfg.http_port}",
             f"server.http.advertised_address=127.0.0.1:{cfg.http_port}",
             "server.https.enabled=false",
+            # LOAD CSV may read only the instance's own import folder, never the host's files.
+            "server.directories.import=import",
             "dbms.security.auth_enabled=true",
             f"server.memory.heap.initial_size={cfg.heap}",
             f"server.memory.heap.max_size={cfg.heap}",
