@@ -82,11 +82,38 @@ def freeze(value: Any) -> Hashable:
     return value  # type: ignore[no-any-return]
 
 
+def graph_stamp(graph: Any) -> Any:
+    """The graph's data version (one small read): cached answers are valid while it is
+    unchanged."""
+    from .catalog import Q
+
+    rows = graph.read(Q.graph_version)
+    return (rows[0]["value"], rows[0]["token"]) if rows else None
+
+
+def memo(graph: Any, stamp: Any, key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``, reused by every caller at the same graph version (read-only!)."""
+    return graph.cache.get_or_compute(stamp, key, compute)  # type: ignore[no-any-return]
+
+
 def cached_answer(fn: Callable[..., T]) -> Callable[..., T]:
     """Decorate a service ``fn(graph, **kwargs)`` so its answer is reused per graph version."""
 
     @functools.wraps(fn)
     def wrapper(graph: Any, **kwargs: Any) -> T:
         return graph.cached(fn.__qualname__, kwargs, lambda: fn(graph, **kwargs))  # type: ignore[no-any-return]
+
+    return wrapper
+
+
+def cached_service(fn: Callable[..., T]) -> Callable[..., T]:
+    """Like :func:`cached_answer` for a service ``fn(graph, *, stamp, **kwargs)`` that also
+    memoises parts of its work (with :func:`memo`) under the same graph version."""
+
+    @functools.wraps(fn)
+    def wrapper(graph: Any, **kwargs: Any) -> T:
+        stamp = graph_stamp(graph)
+        key = (fn.__qualname__, freeze(kwargs))
+        return memo(graph, stamp, key, lambda: fn(graph, stamp=stamp, **kwargs))
 
     return wrapper

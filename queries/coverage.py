@@ -20,17 +20,16 @@ partially covered (rules on its parent or sub-techniques) keeps half its priorit
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from .cache import freeze
+from .cache import cached_service, freeze, memo
 from .catalog import Q
 from .errors import InvalidInput, NotFound
 from .graph import Graph
@@ -336,34 +335,8 @@ def _releases(graph: Graph) -> dict[str, Any]:
 
 # Answers depend only on the graph's data: every ttpgraph write bumps the graph version, so an
 # answer (or a part of one: technique facts for the release, an inventory's rules) computed at
-# one version is reused until the next write. One version check per call (see queries.cache).
-
-
-def graph_stamp(graph: Graph) -> Any:
-    """The graph's data version: cached parts are valid while it is unchanged."""
-    rows = graph.read(Q.graph_version)
-    return (rows[0]["value"], rows[0]["token"]) if rows else None
-
-
-def memo(graph: Graph, stamp: Any, key: Any, compute: Callable[[], T]) -> T:
-    """``compute()``, reused by every caller at the same graph version (read-only!)."""
-    return graph.cache.get_or_compute(stamp, key, compute)
-
-
-def cached_service(fn: Callable[..., T]) -> Callable[..., T]:
-    """A service ``fn(graph, *, stamp, **kwargs)`` answered once per graph version."""
-
-    @functools.wraps(fn)
-    def wrapper(graph: Graph, **kwargs: Any) -> T:
-        stamp = graph_stamp(graph)
-        return memo(
-            graph,
-            stamp,
-            (fn.__qualname__, freeze(kwargs)),
-            lambda: fn(graph, stamp=stamp, **kwargs),
-        )
-
-    return wrapper
+# one version is reused until the next write. One version check per call: cached_service, memo
+# and graph_stamp live in queries.cache.
 
 
 def _technique_facts(

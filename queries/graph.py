@@ -27,7 +27,7 @@ from neo4j.exceptions import (
     TransientError,
 )
 
-from .cache import AnswerCache, freeze
+from .cache import AnswerCache, freeze, graph_stamp
 from .errors import InvalidInput, TtpgraphError, Unavailable
 from .settings import Settings, get_settings
 
@@ -53,6 +53,9 @@ def driver_options(settings: Settings, *, pool_size: int | None, fail_fast: bool
     away instead of the driver's 30, so clients get a 503 while a load balancer still waits."""
     opts: dict[str, Any] = {
         "max_connection_pool_size": pool_size or settings.ttpgraph_max_pool_size,
+        # ttpgraph's queries name labels that exist only once data of that kind is imported
+        # (Inventory, OrgCluster, ThreatModel): no "label does not exist" warnings on stderr.
+        "notifications_disabled_classifications": ["UNRECOGNIZED"],
     }
     if fail_fast:
         opts |= {
@@ -123,13 +126,7 @@ class Graph:
 
         Answers are shared between callers: treat them as read-only.
         """
-        from .catalog import Q
-
-        stamp = self.read(Q.graph_version)
-        key = (question, freeze(args))
-        return self.cache.get_or_compute(
-            (stamp[0]["value"], stamp[0]["token"]) if stamp else None, key, compute
-        )
+        return self.cache.get_or_compute(graph_stamp(self), (question, freeze(args)), compute)
 
     def ping(self) -> None:
         with neo4j_errors():
