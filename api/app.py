@@ -29,7 +29,17 @@ from queries.settings import Settings, get_settings
 from .auth import Gate, KeyStore, document_security, keys_path, open_paths
 from .deps import ResponseCacheMiddleware, VersionGate
 from .problems import COMMON_RESPONSES, PROBLEM, Problem, install_handlers
-from .routes import actors, coverage, cypher, intel, layers, overlap, releases, system
+from .routes import (
+    actors,
+    coverage,
+    cypher,
+    intel,
+    layers,
+    overlap,
+    releases,
+    system,
+    threat_models,
+)
 
 ROUTERS = [
     system.router,
@@ -39,6 +49,7 @@ ROUTERS = [
     overlap.router,
     intel.router,
     releases.router,
+    threat_models.router,
     cypher.router,
 ]
 

@@ -310,6 +310,7 @@ def main() -> None:
         cli_layers,
         cli_overlap,
         cli_releases,
+        cli_threat_models,
     )
 
     try:

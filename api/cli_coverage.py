@@ -298,6 +298,11 @@ def gaps(
     """Gap analysis: the actors' techniques against an inventory, gaps ranked by priority."""
     ga = run(lambda g: C.gap_analysis(g, **_tm(actors, inventory, platform, domain, software,
                                                 partial)))  # fmt: skip
+    print_gaps(ga, fmt, limit=limit, show_all=show_all)
+
+
+def print_gaps(ga: C.GapAnalysis, fmt: Format, *, limit: int, show_all: bool) -> None:
+    """A gap analysis as JSON, CSV or tables with per-tactic bars and the top gaps' reasons."""
     if fmt == Format.json:
         emit(ga, fmt)
         return

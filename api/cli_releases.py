@@ -16,6 +16,7 @@ from queries import releases
 from queries.errors import Unavailable
 from queries.layers import dump_layer
 from queries.releases import ReleaseDiff, diff_layer, diff_markdown
+from queries.threat_models import adhoc_model, get_threat_model
 
 from .cli import FormatOpt, RichProgress, app, err, graph, out, run, user_errors
 from .output import Format, emit
@@ -49,6 +50,31 @@ def diff(
     impact: Annotated[
         bool, typer.Option("--impact/--no-impact", help="Judge each inventory's rules.")
     ] = True,
+    threat_model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--threat-model",
+            "-m",
+            help="Saved threat model whose coverage change to show (repeatable; default: all).",
+        ),
+    ] = None,
+    actor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--actor", "-a", help="An ad-hoc threat model's actor (repeatable; NAME=WEIGHT)."
+        ),
+    ] = None,
+    inventory: Annotated[
+        str | None, typer.Option("--inventory", "-i", help="The ad-hoc threat model's inventory.")
+    ] = None,
+    software: Annotated[
+        bool,
+        typer.Option("--software/--no-software", help="Ad-hoc model: add software techniques."),
+    ] = False,
+    models: Annotated[
+        bool,
+        typer.Option("--threat-models/--no-threat-models", help="Compare threat models' coverage."),
+    ] = True,
 ) -> None:
     """What changes between two ATT&CK releases, and which inventory rules it breaks.
 
@@ -68,7 +94,18 @@ def diff(
             if old is None:
                 raise
             g = None  # two bundles: the diff works without the graph (no impact)
-        result = diff_releases(g, new=new, old=old, domain=domain, impact=impact)
+        chosen = None
+        if threat_model or actor:
+            if g is None:
+                raise Unavailable("threat models need the graph: start it (ttpgraph neo4j start)")
+            chosen = [get_threat_model(g, n) for n in threat_model or []]
+            if actor:
+                chosen.append(adhoc_model(g, actor, inventory, software))
+        elif inventory:
+            raise typer.BadParameter("--inventory goes with --actor", param_hint="--inventory")
+        result = diff_releases(
+            g, new=new, old=old, domain=domain, impact=impact, threat_models=models, models=chosen
+        )
     if layer is not None:
         layer.write_text(dump_layer(diff_layer(result)), encoding="utf-8")
         err.print(f"layer written to {layer}")
@@ -114,6 +151,18 @@ def _print_table(d: ReleaseDiff) -> None:
         emit([i.model_dump() for i in inv.items], Format.table,
              title=f"Inventory {inv.inventory}: {inv.affected_rules} of {inv.rules} rules affected",
              columns=["rule_name", "technique_id", "problem", "replacement", "note"])  # fmt: skip
+    for m in d.threat_models or []:
+        out.print(f"[bold]Threat model {m.name}[/]: {releases.model_headline(m)}", highlight=False)
+        if m.tactics:
+            emit([t.model_dump() for t in m.tactics], Format.table, title="Tactics that change",
+                 columns=["tactic", "old_covered", "old_total", "new_covered",
+                          "new_total"])  # fmt: skip
+        if m.techniques:
+            emit([{**c.model_dump(), "old": c.old or "-", "new": c.new or "-"}
+                  for c in m.techniques], Format.table, title="Techniques that change",
+                 columns=["technique_id", "name", "old", "new", "note"])  # fmt: skip
+        for n in m.notes:
+            err.print(f"note: {m.name}: {n}")
     for note in d.notes:
         err.print(f"note: {note}")
 

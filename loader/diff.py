@@ -26,7 +26,9 @@ from queries.releases import (
     rule_impact,
     snapshot_from_graph,
     technique_domains,
+    threat_model_changes,
 )
+from queries.threat_models import ThreatModel
 
 from . import sources
 from .stix import KILL_CHAIN_DOMAIN, BundleError, attack_id, detect_domain, detect_release, to_rows
@@ -86,6 +88,7 @@ def snapshot_from_objects(
                 attack_id=attack_id(o),
                 name=o["name"],
                 tactics=sorted(set(phases)),
+                platforms=list(o.get("x_mitre_platforms") or []),
                 is_subtechnique=bool(o.get("x_mitre_is_subtechnique", False)),
                 revoked=bool(o.get("revoked", False)),
                 deprecated=bool(o.get("x_mitre_deprecated", False)),
@@ -94,20 +97,40 @@ def snapshot_from_objects(
             )
         )
 
-    groups = [
-        GroupState(
-            stix_id=o["id"],
-            attack_id=attack_id(o),
-            name=o["name"],
-            revoked=bool(o.get("revoked", False)),
-            deprecated=bool(o.get("x_mitre_deprecated", False)),
-            techniques=sorted(
-                filter(None, (aid(t) for t in current_targets(o["id"], "uses", "attack-pattern--")))
-            ),
+    def technique_ids(src: str) -> set[str]:
+        return set(filter(None, (aid(t) for t in current_targets(src, "uses", "attack-pattern--"))))
+
+    campaigns_of: dict[str, set[str]] = defaultdict(set)  # group -> current campaigns
+    for r in rels:
+        if (
+            r.get("relationship_type") == "attributed-to"
+            and _current(r)
+            and r["source_ref"].startswith("campaign--")
+            and r["source_ref"] in by_id
+            and _current(by_id[r["source_ref"]])
+        ):
+            campaigns_of[r["target_ref"]].add(r["source_ref"])
+    groups = []
+    for o in objects:
+        if o.get("type") != "intrusion-set":
+            continue
+        software = current_targets(o["id"], "uses", "malware--") | current_targets(
+            o["id"], "uses", "tool--"
         )
-        for o in objects
-        if o.get("type") == "intrusion-set"
-    ]
+        groups.append(
+            GroupState(
+                stix_id=o["id"],
+                attack_id=attack_id(o),
+                name=o["name"],
+                revoked=bool(o.get("revoked", False)),
+                deprecated=bool(o.get("x_mitre_deprecated", False)),
+                techniques=sorted(technique_ids(o["id"])),
+                campaign_techniques=sorted(
+                    set().union(*(technique_ids(c) for c in campaigns_of.get(o["id"], ())))
+                ),
+                software_techniques=sorted(set().union(*(technique_ids(s) for s in software))),
+            )
+        )
 
     # v18: detection strategy -> analytics -> log sources (each names its data component).
     strategy_techniques: dict[str, set[str]] = {}
@@ -214,6 +237,8 @@ def diff_releases(
     old_release: str | None = None,
     new_release: str | None = None,
     impact: bool = True,
+    threat_models: bool = True,
+    models: list[ThreatModel] | None = None,
 ) -> ReleaseDiff:
     """Diff ``old`` (a bundle file or URL; None: the release loaded in the graph) with ``new``.
 
@@ -230,7 +255,9 @@ def diff_releases(
                 f"cannot compare {old_snap.source} ({old_snap.domain}) with "
                 f"{new_snap.source} ({new_snap.domain}): not the same domain"
             )
-    return diff_with(graph, new_snap, old_snap, impact=impact)
+    return diff_with(
+        graph, new_snap, old_snap, impact=impact, threat_models=threat_models, models=models
+    )
 
 
 def diff_with(
@@ -239,8 +266,11 @@ def diff_with(
     old_snap: ReleaseSnapshot | None = None,
     *,
     impact: bool = True,
+    threat_models: bool = True,
+    models: list[ThreatModel] | None = None,
 ) -> ReleaseDiff:
-    """Diff two snapshots (``old_snap`` None: the loaded release), with the inventories' impact."""
+    """Diff two snapshots (``old_snap`` None: the loaded release), with the inventories' impact
+    and how each threat model's coverage changes (``models`` None: every saved one)."""
     if old_snap is None:
         if graph is None:
             raise BundleError("no OLD bundle given and no graph to read the loaded release from")
@@ -267,7 +297,20 @@ def diff_with(
             result.notes.append(f"impact on inventories not computed: {exc.detail}")
     elif impact:
         result.notes.append("impact on inventories not computed: no graph")
-    result.notes.append(
-        "threat models: not compared (ttpgraph has no threat-model data to compare yet)"
-    )
+    if not threat_models:
+        return result
+    if graph is None:
+        result.notes.append("threat models not compared: no graph")
+        return result
+    try:
+        result.threat_models = threat_model_changes(graph, old_snap, new_snap, models=models)
+        if not result.threat_models:
+            result.notes.append(
+                "no saved threat model: save one (ttpgraph threat-model save) to see how its "
+                "coverage changes"
+            )
+    except Unavailable as exc:
+        if from_graph:
+            raise
+        result.notes.append(f"threat models not compared: {exc.detail}")
     return result

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from .catalog import Q
 from .errors import InvalidInput, NotFound
 from .graph import Graph
+from .threat_models import ThreatModel
 
 DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
 _ALIASES = {"enterprise": "enterprise-attack", "mobile": "mobile-attack", "ics": "ics-attack"}
@@ -42,6 +43,7 @@ class TechniqueState(BaseModel):
     attack_id: str | None
     name: str
     tactics: list[str] = Field(description="tactic shortnames, sorted")
+    platforms: list[str] = Field(default_factory=list)
     is_subtechnique: bool = False
     revoked: bool = False
     deprecated: bool = False
@@ -60,6 +62,12 @@ class GroupState(BaseModel):
     revoked: bool = False
     deprecated: bool = False
     techniques: list[str] = Field(description="ATT&CK ids of techniques used directly, sorted")
+    campaign_techniques: list[str] = Field(
+        default_factory=list, description="used in campaigns attributed to the group, sorted"
+    )
+    software_techniques: list[str] = Field(
+        default_factory=list, description="used by the group's software, sorted"
+    )
 
 
 class ComponentDetection(BaseModel):
@@ -115,7 +123,14 @@ def snapshot_from_graph(graph: Graph, *, domain: str) -> ReleaseSnapshot:
         for r in graph.read(Q.release_techniques, domain=domain, limit=_BIG)
     ]
     groups = [
-        GroupState(**{**r, "techniques": sorted(r["techniques"])})
+        GroupState(
+            **{
+                **r,
+                "techniques": sorted(r["techniques"]),
+                "campaign_techniques": sorted(r["campaign_techniques"]),
+                "software_techniques": sorted(r["software_techniques"]),
+            }
+        )
         for r in graph.read(Q.release_group_techniques, domain=domain, limit=_BIG)
     ]
     components = [
@@ -238,8 +253,8 @@ class ReleaseDiff(BaseModel):
         default=None,
         description="each inventory's rules that the new release breaks (None: not asked)",
     )
-    threat_models: list[dict[str, object]] | None = Field(
-        default=None, description="each threat model's coverage change (None: no threat models)"
+    threat_models: list[ThreatModelChange] | None = Field(
+        default=None, description="each threat model's coverage change (None: none compared)"
     )
     notes: list[str] = Field(default_factory=list)
 
@@ -527,6 +542,385 @@ def release_impact(graph: Graph, *, domain: str) -> list[InventoryImpact]:
     return rule_impact(rules, snap, other_domains=technique_domains(graph, ids))
 
 
+# ---------------------------------------------------------------------------- threat models
+
+Status = Literal["covered", "partial", "gap"]
+
+
+class ModelSide(BaseModel):
+    version: str | None
+    techniques: int = Field(description="techniques of the threat model in this release")
+    covered: int
+    partial: int = Field(description="covered only through a parent or sub-technique")
+    gaps: int
+    coverage_pct: float
+
+
+class ModelTechniqueChange(BaseModel):
+    technique_id: str
+    name: str
+    old: Status | None = Field(description="status in the old release (None: not in the model)")
+    new: Status | None = Field(description="status in the new release (None: not in the model)")
+    note: str
+
+
+class ModelTacticChange(BaseModel):
+    tactic: str
+    old_total: int
+    old_covered: int
+    new_total: int
+    new_covered: int
+
+
+class ThreatModelChange(BaseModel):
+    name: str
+    actors: list[str] = Field(description="'Name (id)' of each actor")
+    inventory: str | None
+    old: ModelSide | None = Field(default=None, description="None: the model has no inventory")
+    new: ModelSide | None = None
+    change_pct: float | None = Field(
+        default=None, description="coverage change in percentage points (new - old)"
+    )
+    techniques: list[ModelTechniqueChange] = Field(
+        description="techniques that enter or leave the model or change status"
+    )
+    tactics: list[ModelTacticChange] = Field(description="tactics whose figures change")
+    notes: list[str] = Field(default_factory=list)
+
+
+class InventoryOptions(BaseModel):
+    """How an inventory counts coverage through parents and sub-techniques (its import options)."""
+
+    parent_coverage: str = "partial"
+    subtechnique_coverage: str = "partial"
+    crosswalk: list[tuple[str, str, str | None]] = Field(
+        default_factory=list,
+        description="the import's crosswalk pairs (source id, target id, target name), read in "
+        "both directions for tags a release does not resolve",
+    )
+
+    def crosswalk_targets(self, rel: _Release, tag: str) -> list[str]:
+        """What the import does with a tag that does not resolve: the crosswalk's ids for it
+        (both directions) that resolve; among several, those the crosswalk names alike."""
+        found: list[tuple[str, str | None]] = []
+        for src, dst, dst_name in self.crosswalk:
+            if dst == tag:
+                cand, name = src, dst_name
+            elif src == tag:
+                cand, name = dst, None
+            else:
+                continue
+            target = rel.resolve(cand)
+            if target and target not in [f for f, _ in found]:
+                found.append((target, name))
+        if len(found) > 1:
+            named = [
+                f
+                for f, name in found
+                if name and rel.by_id[f].name.strip().lower() == name.strip().lower()
+            ]
+            if named:
+                return named
+        return [f for f, _ in found]
+
+
+class _Release:
+    """One snapshot, indexed for judging a threat model."""
+
+    def __init__(self, snap: ReleaseSnapshot) -> None:
+        self.snap = snap
+        self.by_id: dict[str, TechniqueState] = {}
+        for t in snap.techniques:
+            if t.attack_id and (t.attack_id not in self.by_id or t.current):
+                self.by_id[t.attack_id] = t
+        self.children: dict[str, list[str]] = {}
+        for tid, t in self.by_id.items():
+            if t.current and t.is_subtechnique and "." in tid:
+                self.children.setdefault(tid.split(".")[0], []).append(tid)
+        self.groups: dict[str, GroupState] = {}
+        for g in snap.groups:
+            prev = self.groups.get(g.attack_id or "")
+            if g.attack_id and (prev is None or (prev.revoked or prev.deprecated)):
+                self.groups[g.attack_id] = g
+
+    def resolve(self, tid: str) -> str | None:
+        """The current technique ``tid`` is, or was revoked into (as an inventory import does)."""
+        t = self.by_id.get(tid)
+        if t is None:
+            return None
+        if t.current:
+            return tid
+        if t.revoked and t.replaced_by:
+            r = self.by_id.get(t.replaced_by)
+            return r.attack_id if r is not None and r.current else None
+        return None
+
+    def state(self, tid: str) -> str:
+        """'current', or what happened to ``tid``, said with the release's version."""
+        version = self.snap.version or "this release"
+        t = self.by_id.get(tid)
+        if t is None:
+            return f"not in {version}"
+        if t.revoked:
+            to = f"into {t.replaced_by}" if t.replaced_by else "without a replacement"
+            return f"revoked {to} in {version}"
+        return f"deprecated in {version}" if t.deprecated else "current"
+
+
+def _judge(
+    rel: _Release,
+    model: ThreatModel,
+    rules: list[TaggedRule],
+    opts: InventoryOptions,
+    org_techniques: dict[str, list[str]],
+) -> tuple[dict[str, Status], dict[str, set[str]], dict[str, set[str]], list[str]]:
+    """Status of each technique of ``model`` in one release: (status, actors using it, tags that
+    cover it directly, notes)."""
+    notes: list[str] = []
+    plats = {p.lower() for p in model.platforms}
+    users: dict[str, set[str]] = {}
+    version = rel.snap.version or "the release"
+    for actor in model.actors:
+        if actor.group_id.startswith(("intrusion-set--", "threat-actor--")):
+            techs = {r for r in map(rel.resolve, org_techniques.get(actor.group_id, [])) if r}
+        else:
+            g = rel.groups.get(actor.group_id)
+            if g is None or g.revoked or g.deprecated:
+                what = "is not" if g is None else "is revoked or deprecated"
+                notes.append(f"{actor.name} ({actor.group_id}) {what} in {version}")
+                continue
+            techs = set(g.techniques) | set(g.campaign_techniques)
+            if model.include_software:
+                techs |= set(g.software_techniques)
+        for tid in techs:
+            t = rel.by_id.get(tid)
+            if t is None or not t.current:
+                continue
+            if plats and not any(p.lower() in plats for p in t.platforms):
+                continue
+            users.setdefault(tid, set()).add(actor.group_id)
+    direct: dict[str, set[str]] = {}
+    for rule in rules:
+        for tag in rule.tagged:
+            target = rel.resolve(tag)
+            targets = [target] if target else opts.crosswalk_targets(rel, tag)
+            for x in targets:
+                direct.setdefault(x, set()).add(tag)
+    status: dict[str, Status] = {}
+    for tid in users:
+        t = rel.by_id[tid]
+        parent = tid.split(".")[0] if t.is_subtechnique and "." in tid else None
+        on_parent = parent is not None and parent in direct
+        on_sub = any(c in direct for c in rel.children.get(tid, []))
+        if tid in direct or (on_parent and opts.parent_coverage == "full"):
+            status[tid] = "covered"
+        elif (on_parent and opts.parent_coverage == "partial") or (
+            on_sub and opts.subtechnique_coverage == "partial"
+        ):
+            status[tid] = "partial"
+        else:
+            status[tid] = "gap"
+    return status, users, direct, notes
+
+
+def _side(version: str | None, status: dict[str, Status], partial_covered: bool) -> ModelSide:
+    covered = sum(
+        1 for s in status.values() if s == "covered" or (s == "partial" and partial_covered)
+    )
+    total = len(status)
+    return ModelSide(
+        version=version,
+        techniques=total,
+        covered=covered,
+        partial=sum(1 for s in status.values() if s == "partial"),
+        gaps=total - covered,
+        coverage_pct=round(100 * covered / total, 1) if total else 0.0,
+    )
+
+
+def model_change(
+    model: ThreatModel,
+    old: ReleaseSnapshot,
+    new: ReleaseSnapshot,
+    *,
+    rules: list[TaggedRule],
+    options: InventoryOptions | None = None,
+    org_techniques: dict[str, list[str]] | None = None,
+) -> ThreatModelChange:
+    """How ``model``'s coverage changes from ``old`` to ``new``: the actors' techniques in each
+    release (directly, through campaigns, with ``include_software`` through software; filtered by
+    platform) held against the inventory's rules, their tags resolved in each release the way an
+    import resolves them (revoked -> replacement; deprecated and unknown ones cover nothing), and
+    coverage through parents and sub-techniques per the inventory's options."""
+    opts = options or InventoryOptions()
+    org = org_techniques or {}
+    mine = [r for r in rules if r.inventory == model.inventory]
+    o_rel, n_rel = _Release(old), _Release(new)
+    o_status, o_users, o_direct, o_notes = _judge(o_rel, model, mine, opts, org)
+    n_status, n_users, n_direct, n_notes = _judge(n_rel, model, mine, opts, org)
+    notes = [f"old: {x}" for x in o_notes] + [f"new: {x}" for x in n_notes]
+    if model.domain and model.domain != new.domain:
+        notes.append(f"the model is filtered to {model.domain}; this diff is of {new.domain}")
+    names = {a.group_id: a.name for a in model.actors}
+
+    def who(ids: set[str]) -> str:
+        return ", ".join(sorted(names.get(i, i) for i in ids))
+
+    changes: list[ModelTechniqueChange] = []
+    for tid in sorted(set(o_status) | set(n_status)):
+        a, b = o_status.get(tid), n_status.get(tid)
+        if a == b and o_users.get(tid) == n_users.get(tid):
+            continue
+        t = n_rel.by_id.get(tid) or o_rel.by_id[tid]
+        if a is None:
+            was = o_rel.state(tid)
+            note = (
+                f"new in {new.version or 'the new release'}"
+                if tid not in o_rel.by_id
+                else f"now used by {who(n_users[tid] - o_users.get(tid, set()) or n_users[tid])}"
+                + ("" if was == "current" else f" ({was.replace(' in ', ' in the old ', 1)})")
+            )
+        elif b is None:
+            now = n_rel.state(tid)
+            note = (
+                now
+                if now != "current"
+                else f"no longer used by {who(o_users[tid])}"
+                if not n_users.get(tid)
+                else "filtered out"
+            )
+        elif a != b:
+            lost = {x for x in o_direct.get(tid, set()) if x not in n_direct.get(tid, set())}
+            gained = {x for x in n_direct.get(tid, set()) if x not in o_direct.get(tid, set())}
+            parts = []
+            if lost:
+                parts.append(
+                    "rule tags no longer cover it: "
+                    + ", ".join(f"{x} ({n_rel.state(x)})" for x in sorted(lost))
+                )
+            if gained:
+                parts.append("now covered by rules tagged " + ", ".join(sorted(gained)))
+            note = "; ".join(parts) or "coverage through its parent or sub-techniques changed"
+        else:
+            gained_by = n_users[tid] - o_users[tid]
+            lost_by = o_users[tid] - n_users[tid]
+            note = "; ".join(
+                x
+                for x in (
+                    f"now also used by {who(gained_by)}" if gained_by else "",
+                    f"no longer used by {who(lost_by)}" if lost_by else "",
+                )
+                if x
+            )
+        changes.append(ModelTechniqueChange(technique_id=tid, name=t.name, old=a, new=b, note=note))
+
+    pc = model.partial_counts_as_covered
+
+    def counted(s: Status | None) -> bool:
+        return s == "covered" or (s == "partial" and pc)
+
+    tactic_rows: dict[str, list[int]] = {}
+    for status, rel, base in ((o_status, o_rel, 0), (n_status, n_rel, 2)):
+        for tid, s in status.items():
+            for tactic in rel.by_id[tid].tactics:
+                row = tactic_rows.setdefault(tactic, [0, 0, 0, 0])
+                row[base] += 1
+                row[base + 1] += counted(s)
+    tactics = [
+        ModelTacticChange(
+            tactic=k, old_total=v[0], old_covered=v[1], new_total=v[2], new_covered=v[3]
+        )  # fmt: skip
+        for k, v in sorted(tactic_rows.items())
+        if (v[0], v[1]) != (v[2], v[3])
+    ]
+    result = ThreatModelChange(
+        name=model.name,
+        actors=[f"{a.name} ({a.group_id})" for a in model.actors],
+        inventory=model.inventory,
+        techniques=changes,
+        tactics=tactics,
+        notes=notes,
+    )
+    if model.inventory:
+        result.old = _side(old.version, o_status, pc)
+        result.new = _side(new.version, n_status, pc)
+        result.change_pct = round(result.new.coverage_pct - result.old.coverage_pct, 1)
+    else:
+        result.notes.append("no inventory: only the techniques of the model are compared")
+    return result
+
+
+ReleaseDiff.model_rebuild()
+
+
+def inventory_options(graph: Graph, inventory: str) -> InventoryOptions | None:
+    """An inventory's coverage options and crosswalk pairs; None when it does not exist."""
+    import json
+
+    rows = graph.read(Q.inventory_info, inventory=inventory)
+    if not rows:
+        return None
+    try:
+        opts = json.loads(rows[0]["options"] or "{}")
+        pairs = json.loads(rows[0]["crosswalk"] or "[]")
+    except (TypeError, ValueError):
+        opts, pairs = {}, []
+    crosswalk: list[tuple[str, str, str | None]] = []
+    for pair in pairs if isinstance(pairs, list) else []:
+        if isinstance(pair, list) and len(pair) >= 2 and all(isinstance(x, str) for x in pair[:2]):
+            name = pair[2] if len(pair) > 2 and isinstance(pair[2], str) else None
+            crosswalk.append((pair[0], pair[1], name))
+    return InventoryOptions(
+        parent_coverage=opts.get("parent_coverage", "partial"),
+        subtechnique_coverage=opts.get("subtechnique_coverage", "partial"),
+        crosswalk=crosswalk,
+    )
+
+
+def threat_model_changes(
+    graph: Graph,
+    old: ReleaseSnapshot,
+    new: ReleaseSnapshot,
+    *,
+    models: list[ThreatModel] | None = None,
+    rules: list[TaggedRule] | None = None,
+) -> list[ThreatModelChange]:
+    """How each threat model's coverage changes from ``old`` to ``new`` (``models`` None: every
+    saved threat model). The organisation's own clusters bring the techniques the graph holds for
+    them, judged against each release."""
+    from .threat_models import list_threat_models
+
+    chosen = list_threat_models(graph) if models is None else models
+    if not chosen:
+        return []
+    all_rules = inventory_rules(graph) if rules is None else rules
+    out = []
+    for model in chosen:
+        options = inventory_options(graph, model.inventory) if model.inventory else None
+        clusters = [
+            a.group_id
+            for a in model.actors
+            if a.group_id.startswith(("intrusion-set--", "threat-actor--"))
+        ]
+        org: dict[str, list[str]] = {}
+        if clusters:
+            rows = graph.read(
+                Q.coverage_threat_model,
+                group_ids=clusters,
+                include_software=model.include_software,
+                domain=new.domain,
+                platforms=[],
+            )
+            for row in rows:
+                for a in row["actors"]:
+                    org.setdefault(a["group_id"], []).append(row["technique_id"])
+        change = model_change(model, old, new, rules=all_rules, options=options, org_techniques=org)
+        if model.inventory and options is None:
+            change.notes.append(f"inventory {model.inventory!r} no longer exists: no rule counted")
+        out.append(change)
+    return out
+
+
 # ------------------------------------------------------------------------ layer, markdown
 
 ADDED_COLOR = "#8ec843"
@@ -665,6 +1059,36 @@ def diff_markdown(diff: ReleaseDiff) -> str:
                     [[i.rule_name or i.rule_id, i.technique_id, i.problem, i.replacement, i.note]
                      for i in inv.items],
                 )  # fmt: skip
+    if diff.threat_models:
+        lines += ["## Threat models", ""]
+        for m in diff.threat_models:
+            lines += [f"### {m.name}", "", model_headline(m), ""]
+            if m.tactics:
+                lines += _md_table(
+                    ["tactic", "old covered", "new covered"],
+                    [[t.tactic, f"{t.old_covered}/{t.old_total}", f"{t.new_covered}/{t.new_total}"]
+                     for t in m.tactics],
+                )  # fmt: skip
+            if m.techniques:
+                lines += _md_table(
+                    ["technique", "name", "old", "new", "why"],
+                    [[c.technique_id, c.name, c.old or "not in model", c.new or "not in model",
+                      c.note] for c in m.techniques],
+                )  # fmt: skip
+            lines += [f"- {n}" for n in m.notes] + ([""] if m.notes else [])
     for note in diff.notes:
         lines.append(f"- {note}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def model_headline(m: ThreatModelChange) -> str:
+    """One line: the model's actors and inventory, and its coverage before and after."""
+    who = ", ".join(m.actors)
+    if m.old is None or m.new is None:
+        return f"{who}: no inventory; {len(m.techniques)} technique(s) enter, leave or change"
+    return (
+        f"{who} against {m.inventory}: {m.old.covered}/{m.old.techniques} covered "
+        f"({m.old.coverage_pct:g}%) in {m.old.version or 'old'} -> {m.new.covered}/"
+        f"{m.new.techniques} ({m.new.coverage_pct:g}%) in {m.new.version or 'new'} "
+        f"({m.change_pct:+g} points)"
+    )

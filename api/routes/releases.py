@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Path, UploadFile
+from fastapi import APIRouter, File, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse
 
@@ -16,6 +16,7 @@ from loader.stix import BundleError
 from queries import releases
 from queries.errors import InvalidInput
 from queries.releases import InventoryImpact, ReleaseDiff
+from queries.threat_models import get_threat_model
 
 from ..auth import READ_ONLY
 from ..deps import GraphDep
@@ -29,6 +30,13 @@ NewBundle = Annotated[
 OldBundle = Annotated[
     UploadFile | None,
     File(description="OLD: a bundle to compare with NEW (default: the loaded release)"),
+]
+ModelsQuery = Annotated[
+    list[str] | None,
+    Query(
+        description="saved threat models whose coverage change to show (repeat; default: all)",
+        max_length=50,
+    ),
 ]
 Domain = Annotated[
     str,
@@ -51,7 +59,10 @@ async def _read(upload: UploadFile) -> sources.FetchedBundle:
 
 
 def _compare(
-    graph: Any, fetched_new: sources.FetchedBundle, fetched_old: sources.FetchedBundle | None
+    graph: Any,
+    fetched_new: sources.FetchedBundle,
+    fetched_old: sources.FetchedBundle | None,
+    models: list[str] | None = None,
 ) -> ReleaseDiff:
     try:
         new_snap = snapshot_from_fetched(fetched_new)
@@ -60,24 +71,29 @@ def _compare(
         )
     except BundleError as exc:
         raise InvalidInput(str(exc)) from None
-    return diff_with(graph, new_snap, old_snap)
+    chosen = [get_threat_model(graph, m) for m in models] if models else None
+    return diff_with(graph, new_snap, old_snap, models=chosen)
 
 
-async def _diff(graph: Any, new: UploadFile, old: UploadFile | None) -> ReleaseDiff:
+async def _diff(
+    graph: Any, new: UploadFile, old: UploadFile | None, models: list[str] | None = None
+) -> ReleaseDiff:
     fetched_new = await _read(new)
     fetched_old = await _read(old) if old is not None else None
     # Parsing and validating a release takes seconds: off the event loop.
-    return await run_in_threadpool(_compare, graph, fetched_new, fetched_old)
+    return await run_in_threadpool(_compare, graph, fetched_new, fetched_old, models)
 
 
 @router.post(
     "/diff", openapi_extra=READ_ONLY, summary="What changes from the loaded release (or OLD) to NEW"
 )
-async def diff(graph: GraphDep, new: NewBundle, old: OldBundle = None) -> ReleaseDiff:
+async def diff(
+    graph: GraphDep, new: NewBundle, old: OldBundle = None, threat_model: ModelsQuery = None
+) -> ReleaseDiff:
     """Techniques added, removed, revoked (with replacement), deprecated, renamed, moved between
-    tactics; groups whose technique sets changed; the detection model change; and each
-    inventory's rules that NEW breaks."""
-    return await _diff(graph, new, old)
+    tactics; groups whose technique sets changed; the detection model change; each inventory's
+    rules that NEW breaks; and how each saved threat model's coverage changes."""
+    return await _diff(graph, new, old, threat_model)
 
 
 @router.post(
@@ -97,9 +113,9 @@ async def diff_layer(graph: GraphDep, new: NewBundle, old: OldBundle = None) -> 
     responses={200: {"content": {"text/markdown": {}}}},
 )
 async def diff_markdown(
-    graph: GraphDep, new: NewBundle, old: OldBundle = None
+    graph: GraphDep, new: NewBundle, old: OldBundle = None, threat_model: ModelsQuery = None
 ) -> PlainTextResponse:
-    text = releases.diff_markdown(await _diff(graph, new, old))
+    text = releases.diff_markdown(await _diff(graph, new, old, threat_model))
     return PlainTextResponse(text, media_type="text/markdown; charset=utf-8")
 
 
