@@ -172,14 +172,19 @@ class RichProgress(LoadProgress):
 
 @app.command()
 def load(
+    bundle: Annotated[
+        str | None,
+        typer.Argument(metavar="[SOURCE]", help="Same as --source (a file, a URL or 'taxii')."),
+    ] = None,
     source: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--source",
             "-s",
-            help="A bundle file (.json/.json.gz, STIX 2.0 or 2.1), an https URL, or 'taxii'.",
+            help="A bundle file (.json/.json.gz, STIX 2.0 or 2.1), an https URL, or 'taxii' "
+            "(the default).",
         ),
-    ] = "taxii",
+    ] = None,
     domain: Annotated[
         list[str] | None,
         typer.Option("--domain", "-d", help="enterprise, mobile or ics (repeatable for taxii)."),
@@ -193,10 +198,12 @@ def load(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Load ATT&CK into the graph: validated first, written in one transaction per domain."""
+    if bundle is not None and source is not None and bundle != source:
+        raise typer.BadParameter("give SOURCE or --source, not both", param_hint="SOURCE")
     with user_errors():
         results = load_source(
             graph(),
-            source,
+            bundle or source or "taxii",
             domains=domain or [],
             release=release,
             taxii_url=taxii_url,

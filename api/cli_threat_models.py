@@ -10,7 +10,7 @@ import typer
 from queries import coverage as C
 from queries import threat_models as TM
 
-from .cli import FormatOpt, app, err, out, run
+from .cli import FormatOpt, app, err, run
 from .cli_coverage import (
     ActorsArg,
     DomainOpt,
@@ -45,6 +45,19 @@ def _row(m: TM.ThreatModel) -> dict[str, object]:
     }
 
 
+def _emit_one(m: TM.ThreatModel, fmt: Format, title: str) -> None:
+    """One model: JSON, a CSV row, or a key/value table (readable at any terminal width)."""
+    if fmt == Format.json:
+        emit(m, fmt)
+    elif fmt == Format.csv:
+        emit(m, fmt, rows=[_row(m)])
+    else:
+        pairs = [{"key": k, "value": v} for k, v in _row(m).items()]
+        if m.description:
+            pairs.insert(1, {"key": "description", "value": m.description})
+        emit(pairs, fmt, title=title)
+
+
 @tm_app.command("save")
 def save(
     name: NameArg,
@@ -73,10 +86,7 @@ def save(
             description=description,
         )
     )
-    if fmt == Format.json:
-        emit(m, fmt)
-        return
-    emit(m, fmt, rows=[_row(m)], title="Threat model saved")
+    _emit_one(m, fmt, "Threat model saved")
 
 
 @tm_app.command("list")
@@ -94,13 +104,7 @@ def list_models(fmt: FormatOpt = Format.table) -> None:
 @tm_app.command("show")
 def show(name: NameArg, fmt: FormatOpt = Format.table) -> None:
     """One threat model."""
-    m = run(lambda g: TM.get_threat_model(g, name))
-    if fmt == Format.json:
-        emit(m, fmt)
-        return
-    if m.description and fmt == Format.table:
-        out.print(m.description, highlight=False)
-    emit(m, fmt, rows=[_row(m)], title=f"Threat model {m.name}")
+    _emit_one(run(lambda g: TM.get_threat_model(g, name)), fmt, f"Threat model {name}")
 
 
 @tm_app.command("delete")
