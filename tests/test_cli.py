@@ -75,6 +75,12 @@ def test_load_missing_file(graph, settings: Settings) -> None:
     proc = run_cli(settings, "load", "--source", "/nonexistent/bundle.json")
     assert proc.returncode == 1
     assert "no such file" in proc.stderr
+    # SOURCE may be given as an argument too, the same way
+    proc = run_cli(settings, "load", "/nonexistent/bundle.json")
+    assert proc.returncode == 1
+    assert "no such file" in proc.stderr and "/nonexistent/bundle.json" in proc.stderr
+    proc = run_cli(settings, "load", "a.json", "--source", "b.json")
+    assert proc.returncode == 2 and "not both" in proc.stderr
 
 
 def test_unreachable_neo4j_is_one_line(tmp_path: Path) -> None:
