@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,22 +38,45 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[srv.ServerConfig]:
+@contextmanager
+def throwaway_server(
+    home: Path,
+    *,
+    label: str = "own",
+    heap: str = "1g",
+    pagecache: str = "256m",
+    timeout: float = 180,
+) -> Iterator[tuple[srv.ServerConfig, Settings]]:
+    """A Neo4j of the caller's own, in ``home`` on free loopback ports, with a fresh password;
+    stopped at the end, or by its watchdog if the test process dies."""
     cfg = srv.ServerConfig(
-        home=tmp_path_factory.mktemp("neo4j-home"),
+        home=home,
         bolt_port=free_port(),
         http_port=free_port(),
-        heap="1g",
-        pagecache="256m",
-        password="ttpgraph-test-" + os.urandom(4).hex(),
+        heap=heap,
+        pagecache=pagecache,
+        password=f"ttpgraph-{label}-" + os.urandom(4).hex(),
     )
     srv.install(cfg)
-    srv.start(cfg, timeout=180, watch_pid=os.getpid())
+    srv.start(cfg, timeout=timeout, watch_pid=os.getpid())
     try:
-        yield cfg
+        yield (
+            cfg,
+            Settings(
+                neo4j_uri=cfg.bolt_uri,
+                neo4j_user="neo4j",
+                neo4j_password=cfg.password or "",
+                neo4j_database="neo4j",
+            ),
+        )
     finally:
         srv.stop(cfg)
+
+
+@pytest.fixture(scope="session")
+def neo4j_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[srv.ServerConfig]:
+    with throwaway_server(tmp_path_factory.mktemp("neo4j-home"), label="test") as (cfg, _):
+        yield cfg
 
 
 @pytest.fixture(scope="session")

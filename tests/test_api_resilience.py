@@ -18,27 +18,19 @@ from loader.load import load_file
 from queries.graph import Graph
 from queries.settings import Settings
 
-from .conftest import ICS_21, MOBILE, free_port
+from .conftest import ICS_21, MOBILE, throwaway_server
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[srv.ServerConfig]:
-    cfg = srv.ServerConfig(
-        home=tmp_path_factory.mktemp("neo4j-resilience"),
-        bolt_port=free_port(),
-        http_port=free_port(),
-        heap="512m",
-        pagecache="128m",
-        password="resilience-" + os.urandom(4).hex(),
-    )
-    srv.install(cfg)
-    srv.start(cfg, timeout=240, watch_pid=os.getpid())
-    try:
+    home = tmp_path_factory.mktemp("neo4j-resilience")
+    with throwaway_server(home, label="resilience", heap="512m", pagecache="128m", timeout=240) as (
+        cfg,
+        _,
+    ):
         yield cfg
-    finally:
-        srv.stop(cfg)
 
 
 @pytest.fixture(scope="module")

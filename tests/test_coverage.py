@@ -8,19 +8,16 @@ Inventories written here are named ``t-cov-*`` and deleted at the end.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from loader import neo4j_server as srv
 from loader.inventory_import import delete_inventory, import_inventory
 from loader.load import load_file
 from queries import coverage as C
 from queries.errors import InvalidInput, NotFound
 from queries.graph import Graph
-from queries.settings import Settings
 
 from .bundle_facts import (
     by_stix_id,
@@ -31,7 +28,7 @@ from .bundle_facts import (
     mitigations_by_technique,
     technique_facts,
 )
-from .conftest import ENTERPRISE_17, SESSION_BUNDLES, free_port
+from .conftest import ENTERPRISE_17, SESSION_BUNDLES, throwaway_server
 from .test_inventory_import import (
     CROSSWALK,
     SIGMA,
@@ -386,23 +383,13 @@ def test_telemetry_collected_sources_are_skipped(graph: Graph, half: set[str]) -
 @pytest.fixture(scope="module")
 def v17_graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Graph]:
     """A throw-away Neo4j holding Enterprise 17.1 only (never the shared session graph)."""
-    cfg = srv.ServerConfig(
-        home=tmp_path_factory.mktemp("neo4j-v17"),
-        bolt_port=free_port(),
-        http_port=free_port(),
-        heap="1g",
-        pagecache="256m",
-        password="ttpgraph-v17-" + os.urandom(4).hex(),
-    )
-    srv.install(cfg)
-    srv.start(cfg, timeout=180, watch_pid=os.getpid())
-    g = Graph.connect(Settings(neo4j_uri=cfg.bolt_uri, neo4j_password=cfg.password or ""))
-    try:
-        load_file(g, str(ENTERPRISE_17))
-        yield g
-    finally:
-        g.close()
-        srv.stop(cfg)
+    with throwaway_server(tmp_path_factory.mktemp("neo4j-v17"), label="v17") as (_, s):
+        g = Graph.connect(s)
+        try:
+            load_file(g, str(ENTERPRISE_17))
+            yield g
+        finally:
+            g.close()
 
 
 def test_v17_data_components_that_detect(v17_graph: Graph, tmp_path: Path) -> None:

@@ -24,14 +24,13 @@ from queries.graph import Graph
 from queries.settings import Settings
 
 from .bundle_facts import expected_counts
-from .conftest import ENTERPRISE, ENTERPRISE_17, ICS_21
+from .conftest import ENTERPRISE, ENTERPRISE_17, ICS_21, throwaway_server
 from .test_releases import (
     assert_same_graph,
     attack_fingerprint,
     duplicates,
     release_counts,
     reset,
-    throwaway_server,
 )
 
 pytestmark = pytest.mark.slow

@@ -31,39 +31,12 @@ from queries.releases import diff_layer, diff_markdown, release_impact
 from queries.settings import Settings
 
 from .bundle_facts import expected_counts, ext_id, objects
-from .conftest import ENTERPRISE, ENTERPRISE_17, ICS, ICS_21, free_port
+from .conftest import ENTERPRISE, ENTERPRISE_17, ICS, ICS_21, free_port, throwaway_server
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-@contextmanager
-def throwaway_server(home: Path) -> Iterator[tuple[srv.ServerConfig, Settings]]:
-    """A Neo4j of the caller's own, on free ports in ``home``; stopped at the end."""
-    cfg = srv.ServerConfig(
-        home=home,
-        bolt_port=free_port(),
-        http_port=free_port(),
-        heap="1g",
-        pagecache="256m",
-        password="ttpgraph-own-" + os.urandom(4).hex(),
-    )
-    srv.install(cfg)
-    srv.start(cfg, timeout=180, watch_pid=os.getpid())
-    try:
-        yield (
-            cfg,
-            Settings(
-                neo4j_uri=cfg.bolt_uri,
-                neo4j_user="neo4j",
-                neo4j_password=cfg.password or "",
-                neo4j_database="neo4j",
-            ),
-        )
-    finally:
-        srv.stop(cfg)
 
 
 def reset(graph: Graph) -> None:

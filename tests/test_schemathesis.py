@@ -27,12 +27,11 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from api.auth import KeyStore
-from loader import neo4j_server as srv
 from loader.load import load_file
 from queries.graph import Graph
 from queries.settings import Settings
 
-from .conftest import ICS_21, REPO, free_port
+from .conftest import ICS_21, REPO, free_port, throwaway_server
 
 MAX_EXAMPLES = 20
 # Operations that fetch from the network on the server's behalf: never fuzzed (none yet).
@@ -103,27 +102,19 @@ def write_schema(
 ) -> Iterator[Any]:
     """The API over a throw-away Neo4j (ICS loaded) for write operations: generated uploads
     never land in the session graph other tests read."""
-    cfg = srv.ServerConfig(
-        home=tmp_path_factory.mktemp("neo4j-schemathesis"),
-        bolt_port=free_port(),
-        http_port=free_port(),
-        heap="512m",
-        pagecache="128m",
-        password="schemathesis-" + os.urandom(4).hex(),
-    )
-    srv.install(cfg)
-    srv.start(cfg, timeout=240, watch_pid=os.getpid())
-    own = Settings(neo4j_uri=cfg.bolt_uri, neo4j_password=cfg.password or "")
-    api = None
-    try:
-        with Graph.connect(own) as g:
-            load_file(g, str(ICS_21))
-        api = Api(own, keys[0])
-        yield schemathesis.openapi.from_url(api.base + "/openapi.json")
-    finally:
-        if api is not None:
-            api.close()
-        srv.stop(cfg)
+    home = tmp_path_factory.mktemp("neo4j-schemathesis")
+    with throwaway_server(
+        home, label="schemathesis", heap="512m", pagecache="128m", timeout=240
+    ) as (_, own):
+        api = None
+        try:
+            with Graph.connect(own) as g:
+                load_file(g, str(ICS_21))
+            api = Api(own, keys[0])
+            yield schemathesis.openapi.from_url(api.base + "/openapi.json")
+        finally:
+            if api is not None:
+                api.close()
 
 
 def _bare_app() -> Any:
