@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -13,7 +14,7 @@ from loader import sources
 from loader.diff import diff_releases
 from loader.sync import summarize, sync
 from queries import releases
-from queries.errors import Unavailable
+from queries.errors import InvalidInput, Unavailable
 from queries.layers import dump_layer
 from queries.releases import ReleaseDiff, diff_layer, diff_markdown
 from queries.threat_models import adhoc_model, get_threat_model
@@ -75,6 +76,12 @@ def diff(
         bool,
         typer.Option("--threat-models/--no-threat-models", help="Compare threat models' coverage."),
     ] = True,
+    model_layers: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write each threat model's change as a Navigator layer into this folder."
+        ),
+    ] = None,
 ) -> None:
     """What changes between two ATT&CK releases, and which inventory rules it breaks.
 
@@ -109,12 +116,29 @@ def diff(
     if layer is not None:
         layer.write_text(dump_layer(diff_layer(result)), encoding="utf-8")
         err.print(f"layer written to {layer}")
+    if model_layers is not None:
+        with user_errors():
+            try:
+                model_layers.mkdir(parents=True, exist_ok=True)
+                for m in result.threat_models or []:
+                    path = model_layers / f"{_file_name(m.name)}.json"
+                    path.write_text(dump_layer(releases.model_change_layer(m)), encoding="utf-8")
+                    err.print(f"layer of threat model {m.name!r} written to {path}")
+            except OSError as exc:
+                raise InvalidInput(
+                    f"cannot write to {model_layers}: {exc.strerror or exc}"
+                ) from None
     if fmt == DiffFormat.json:
         emit(result, Format.json)
     elif fmt == DiffFormat.markdown:
         sys.stdout.write(diff_markdown(result))
     else:
         _print_table(result)
+
+
+def _file_name(name: str) -> str:
+    """A threat model's name as a file name (letters, digits, '-', '_', '.')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "threat-model"
 
 
 def _print_table(d: ReleaseDiff) -> None:

@@ -3,23 +3,28 @@ by name. A release diff (``ttpgraph diff``) says how each saved model's coverage
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
 
 from queries import coverage as C
+from queries import plans as P
 from queries import threat_models as TM
 
 from .cli import FormatOpt, app, err, run
 from .cli_coverage import (
     ActorsArg,
     DomainOpt,
+    OutputOpt,
     PartialOpt,
     PlatformOpt,
+    ReportFormat,
     SoftwareOpt,
+    _write,
     print_gaps,
 )
-from .output import Format, emit
+from .output import Format, emit, to_jsonable
 
 tm_app = typer.Typer(
     help="Saved threat models: the actors you defend against, held against an inventory."
@@ -124,3 +129,24 @@ def gaps(
     """Gap analysis of a saved threat model (as `ttpgraph gaps` with its actors and options)."""
     ga = run(lambda g: C.gap_analysis(g, **TM.get_threat_model(g, name).gap_args()))
     print_gaps(ga, fmt, limit=limit, show_all=show_all)
+
+
+@tm_app.command("report")
+def report(
+    name: NameArg,
+    top: Annotated[int, typer.Option(help="Priority gaps to show.")] = 10,
+    fmt: Annotated[ReportFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        ReportFormat.text
+    ),
+    output: OutputOpt = None,
+) -> None:
+    """THREAT MODEL ASSESSMENT of a saved threat model (as `ttpgraph report` with its actors)."""
+    result = run(
+        lambda g: P.assessment_report(g, **TM.get_threat_model(g, name).gap_args(), top=top)
+    )
+    if fmt == ReportFormat.json:
+        _write(json.dumps(to_jsonable(result), indent=2), output)
+    elif fmt == ReportFormat.markdown:
+        _write(P.render_markdown(result), output)
+    else:
+        _write(P.render_text(result), output)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from .catalog import Q
 from .errors import InvalidInput, NotFound
@@ -586,6 +586,9 @@ class ThreatModelChange(BaseModel):
     )
     tactics: list[ModelTacticChange] = Field(description="tactics whose figures change")
     notes: list[str] = Field(default_factory=list)
+    # every technique of the model in the new release: (id, tactics, status), for the layer
+    _new: list[tuple[str, list[str], Status]] = PrivateAttr(default_factory=list)
+    _domain: str = PrivateAttr(default="enterprise-attack")
 
 
 class InventoryOptions(BaseModel):
@@ -841,6 +844,8 @@ def model_change(
         tactics=tactics,
         notes=notes,
     )
+    result._new = [(t, sorted(n_rel.by_id[t].tactics), st) for t, st in sorted(n_status.items())]
+    result._domain = new.domain
     if model.inventory:
         result.old = _side(old.version, o_status, pc)
         result.new = _side(new.version, n_status, pc)
@@ -981,6 +986,51 @@ def diff_layer(diff: ReleaseDiff) -> dict[str, object]:
             ("renamed or moved", CHANGED_COLOR),
             ("revoked, deprecated or removed", RETIRED_COLOR),
         ],
+    )
+
+
+COVERED_COLOR = "#8ec843"
+PARTIAL_COLOR = "#ffe766"
+GAP_COLOR = "#ff6666"
+
+
+def model_change_layer(change: ThreatModelChange) -> dict[str, object]:
+    """A threat model in the new release as a Navigator layer: its techniques coloured by
+    coverage (covered green, partial yellow, gap red); the techniques whose status or actors
+    changed score 1 (the others 0) and say why in their comment, so that the Navigator's score
+    filter shows only what the release changed."""
+    from .layers import build_layer
+
+    why = {c.technique_id: c for c in change.techniques}
+    colors = {"covered": COVERED_COLOR, "partial": PARTIAL_COLOR, "gap": GAP_COLOR}
+    rows = []
+    for tid, tactics, status in change._new:
+        c = why.get(tid)
+        text = status if c is None else f"{c.old or 'not in the model'} -> {status}: {c.note}"
+        rows.append(
+            {
+                "technique_id": tid,
+                "tactics": tactics,
+                "color": colors[status] if change.inventory else None,
+                "score": 1 if c is not None else 0,
+                "comment": text,
+            }
+        )
+    version = change.new.version if change.new else None
+    return build_layer(
+        rows,
+        name=f"{change.name}: threat model in ATT&CK {version or 'the new release'}",
+        attack_version=version if version and version[0].isdigit() else None,
+        domain=change._domain,
+        description=model_headline(change),
+        gradient={"colors": ["#ffffff", "#66b1ff"], "minValue": 0, "maxValue": 1},
+        legend=[
+            ("covered", COVERED_COLOR),
+            ("partially covered", PARTIAL_COLOR),
+            ("gap", GAP_COLOR),
+        ]
+        if change.inventory
+        else [],  # fmt: skip
     )
 
 

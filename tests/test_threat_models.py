@@ -22,10 +22,11 @@ from queries import releases as R
 from queries import threat_models as TM
 from queries.errors import InvalidInput, NotFound
 from queries.graph import Graph
+from queries.layers import validate_layer
 from queries.settings import Settings
 
 from .bundle_facts import by_stix_id, ext_id, group_technique_paths, objects
-from .conftest import ENTERPRISE, ENTERPRISE_17
+from .conftest import ENTERPRISE, ENTERPRISE_17, ICS
 from .test_cli import run_cli
 from .test_inventory_import import CROSSWALK, SIGMA
 from .test_releases import _edited_release
@@ -278,6 +279,16 @@ def test_edited_release_changes_coverage_as_the_bundles_say(
     md = R.diff_markdown(d)
     assert "## Threat models" in md and f"### {model.name}" in md
     assert R.model_headline(got) in md
+    # The change as a layer of the new release: every technique of the model, coloured by its
+    # coverage there; what the release changed scores 1.
+    layer = R.model_change_layer(got)
+    validate_layer(layer)
+    entries = {e["techniqueID"]: e for e in layer["techniques"] if "score" in e}
+    assert set(entries) == set(n_users)
+    assert {t for t, e in entries.items() if e["score"] == 1} == {t for t in expect if t in n_users}
+    for t, e in entries.items():
+        assert e["color"] == (R.COVERED_COLOR if t in n_cov else R.GAP_COLOR), t
+    assert layer["versions"]["attack"] == "18.2"
 
 
 def _all_groups(path: Path) -> list[str]:
@@ -299,7 +310,9 @@ def _phases(path: Path) -> dict[str, list[str]]:
 # ----------------------------------------------------------------------------- the CLI
 
 
-def test_cli_save_gaps_and_diff_17_to_18(graph: Graph, settings: Settings, sigma: str) -> None:
+def test_cli_save_gaps_and_diff_17_to_18(
+    graph: Graph, settings: Settings, sigma: str, tmp_path: Path
+) -> None:
     name = PREFIX + "cli"
     p = run_cli(settings, "threat-model", "save", name, "APT29", "FIN7=2", "-i", sigma,
                 "--domain", "enterprise", "--format", "json")  # fmt: skip
@@ -319,11 +332,16 @@ def test_cli_save_gaps_and_diff_17_to_18(graph: Graph, settings: Settings, sigma
         ga.covered,
     )
 
+    layers = tmp_path / "layers"
     p = run_cli(settings, "diff", str(ENTERPRISE_17), str(ENTERPRISE), "-m", name,
-                "-a", "APT28", "-i", sigma, "--no-impact", "--format", "json")  # fmt: skip
+                "-a", "APT28", "-i", sigma, "--no-impact", "--format", "json",
+                "--model-layers", str(layers))  # fmt: skip
     assert p.returncode == 0, p.stderr
     models = {m["name"]: m for m in json.loads(p.stdout)["threat_models"]}
     assert set(models) == {name, "ad hoc"}
+    assert sorted(f.name for f in layers.iterdir()) == ["ad_hoc.json", f"{name}.json"]
+    for f in layers.iterdir():
+        validate_layer(json.loads(f.read_text()))
     m = models[name]
     assert (m["old"]["version"], m["new"]["version"]) == ("17.1", "18.1")
     for label, path in (("old", ENTERPRISE_17), ("new", ENTERPRISE)):
@@ -334,6 +352,9 @@ def test_cli_save_gaps_and_diff_17_to_18(graph: Graph, settings: Settings, sigma
     assert (m["new"]["techniques"], m["new"]["covered"]) == (ga.total, ga.covered)
     assert models["ad hoc"]["actors"] == ["APT28 (G0007)"]
 
+    p = run_cli(settings, "threat-model", "report", name, "--format", "markdown")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("# Threat Model Assessment") and "APT29" in p.stdout
     p = run_cli(settings, "diff", str(ENTERPRISE_17), str(ENTERPRISE), "-m", "no-such-model")
     assert p.returncode != 0
     assert "no threat model named 'no-such-model'" in p.stderr
@@ -392,6 +413,30 @@ def test_api_threat_models(graph: Graph, sigma: str, clients) -> None:
     assert (gaps.json()["total"], gaps.json()["covered"]) == (ga.total, ga.covered)
     report = reader.get(url + "/report", params={"format": "markdown"})
     assert report.status_code == 200 and "APT29" in report.text
+    # The change a release brings to the model, as a layer (here: ICS 18.1 as STIX 2.0 against
+    # the loaded ICS 18.1 as STIX 2.1 — the same release, so nothing changed: every score is 0).
+    ics = PREFIX + "api-ics"
+    assert writer.put(f"/api/v1/threat-models/{ics}", json={"actors": ["Sandworm Team"],
+                      "inventory": sigma, "domain": "ics"}).status_code == 200  # fmt: skip
+    with ICS.open("rb") as fh:
+        r = reader.post(
+            f"/api/v1/releases/diff/threat-models/{ics}/layer",
+            files={"new": ("ics-attack-18.1.json", fh, "application/json")},
+        )
+    assert r.status_code == 200, r.text
+    layer = r.json()
+    validate_layer(layer)
+    assert layer["domain"] == "ics-attack"
+    scored = [e for e in layer["techniques"] if "score" in e]
+    users = _model_facts(ICS, ["G0034"])
+    assert {e["techniqueID"] for e in scored} == set(users) and users
+    assert {e["score"] for e in scored} == {0}
+    with ICS.open("rb") as fh:
+        r = reader.post(
+            "/api/v1/releases/diff/threat-models/no-such-model/layer",
+            files={"new": ("ics-attack-18.1.json", fh, "application/json")},
+        )
+    assert r.status_code == 404 and "no threat model named" in r.json()["detail"]
     assert reader.delete(url).status_code == 403
     assert writer.delete(url).status_code == 200
     r = reader.get(url)

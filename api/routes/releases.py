@@ -14,7 +14,7 @@ from loader import sources
 from loader.diff import diff_with, snapshot_from_fetched
 from loader.stix import BundleError
 from queries import releases
-from queries.errors import InvalidInput
+from queries.errors import InvalidInput, NotFound
 from queries.releases import InventoryImpact, ReleaseDiff
 from queries.threat_models import get_threat_model
 
@@ -103,6 +103,25 @@ async def diff(
 )
 async def diff_layer(graph: GraphDep, new: NewBundle, old: OldBundle = None) -> dict[str, Any]:
     return releases.diff_layer(await _diff(graph, new, old))
+
+
+@router.post(
+    "/diff/threat-models/{name}/layer",
+    openapi_extra=READ_ONLY,
+    summary="A saved threat model in NEW as a Navigator layer, what the release changed scored 1",
+)
+async def diff_model_layer(
+    graph: GraphDep,
+    name: Annotated[str, Path(min_length=1, max_length=100, description="threat model name")],
+    new: NewBundle,
+    old: OldBundle = None,
+) -> dict[str, Any]:
+    """The model's techniques coloured by coverage in NEW (covered green, partial yellow, gap
+    red); techniques that entered, left or changed status score 1, with why in the comment."""
+    result = await _diff(graph, new, old, [name])
+    if not result.threat_models:
+        raise NotFound(f"threat model {name!r} was not compared: {'; '.join(result.notes)}")
+    return releases.model_change_layer(result.threat_models[0])
 
 
 @router.post(
