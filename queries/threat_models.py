@@ -10,6 +10,11 @@ Model::
     (:ThreatModel {name, description, actor_ids, actor_names, actor_weights, inventory,
                    platforms, domain, include_software, partial_counts_as_covered,
                    created, updated})
+      -[:INCLUDES {weight}]->(:Group or :OrgCluster)
+      -[:HELD_AGAINST]->(:Inventory)
+
+The properties are what the analyses read; the edges, drawn when the model is saved, are for
+looking at it in Neo4j Browser (an inventory deleted later takes its edge with it).
 
 Actors are resolved when the model is saved (ids, names, aliases, revoked ids -> replacement)
 and stored by ATT&CK id (or, for the organisation's own clusters, STIX id) with their weight.
@@ -46,7 +51,19 @@ _SAVE = (
     "MERGE (m:ThreatModel {name: $props.name}) ON CREATE SET m.created = $now "
     "SET m += $props, m.updated = $now"
 )
-_DELETE = "MATCH (m:ThreatModel {name: $name}) DELETE m"
+_DELETE = "MATCH (m:ThreatModel {name: $name}) DETACH DELETE m"
+# Edges for looking at a model in Neo4j Browser, drawn when it is saved (the properties above
+# are what the analyses read): the groups or own clusters it includes, the inventory.
+_LINKS = (
+    "MATCH (m:ThreatModel {name: $name})-[r:INCLUDES|HELD_AGAINST]->() DELETE r",
+    "MATCH (m:ThreatModel {name: $name}) UNWIND $actors AS a "
+    "MATCH (g:Group {attack_id: a.id}) WHERE NOT g.revoked AND NOT g.deprecated "
+    "CREATE (m)-[:INCLUDES {weight: a.weight}]->(g)",
+    "MATCH (m:ThreatModel {name: $name}) UNWIND $actors AS a "
+    "MATCH (g:$('OrgCluster') {stix_id: a.id}) CREATE (m)-[:INCLUDES {weight: a.weight}]->(g)",
+    "MATCH (m:ThreatModel {name: $name}), (i:Inventory {name: $inventory}) "
+    "CREATE (m)-[:HELD_AGAINST]->(i)",
+)
 
 
 class ModelActor(BaseModel):
@@ -172,9 +189,12 @@ def save_threat_model(
         "partial_counts_as_covered": bool(partial_counts_as_covered),
     }
     now = datetime.now(UTC).isoformat(timespec="seconds")
+    included = [{"id": a.group_id, "weight": a.weight} for a in refs]
 
     def work(tx: ManagedTransaction) -> None:
         tx.run(_SAVE, props=props, now=now).consume()
+        for stmt in _LINKS:
+            tx.run(stmt, name=name, actors=included, inventory=inv).consume()
         bump_graph_version(tx)
 
     with neo4j_errors(), graph.driver.session(database=graph.database) as session:

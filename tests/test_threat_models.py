@@ -128,11 +128,19 @@ def test_save_list_show_replace_delete(graph: Graph, sigma: str) -> None:
     assert (m.inventory, m.platforms, m.domain) == (sigma, ["windows"], "enterprise-attack")
     assert m.created and m.created == m.updated
     assert _models(graph) == before + 1
+    links = (
+        "MATCH (:ThreatModel {name: $n})-[r]->(x) "
+        "RETURN type(r) AS t, x.attack_id AS a, x.name AS x"
+    )
+    got = {(r["t"], r["a"] or r["x"]) for r in graph.read(links, n=PREFIX + "crud")}
+    assert got == {("INCLUDES", "G0016"), ("INCLUDES", "G0007"), ("HELD_AGAINST", sigma)}
     assert PREFIX + "crud" in [x.name for x in TM.list_threat_models(graph)]
     again = TM.save_threat_model(graph, name=PREFIX + "crud", actors=["G0046"], inventory=sigma)
     assert [a.group_id for a in again.actors] == ["G0046"] and again.created == m.created
     assert again.platforms == [] and again.domain is None
     assert _models(graph) == before + 1
+    got = {(r["t"], r["a"] or r["x"]) for r in graph.read(links, n=PREFIX + "crud")}
+    assert got == {("INCLUDES", "G0046"), ("HELD_AGAINST", sigma)}
     TM.delete_threat_model(graph, PREFIX + "crud")
     assert _models(graph) == before
     with pytest.raises(NotFound, match="no threat model named"):
