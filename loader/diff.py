@@ -303,8 +303,12 @@ def diff_with(
         result.notes.append("threat models not compared: no graph")
         return result
     try:
-        result.threat_models = threat_model_changes(graph, old_snap, new_snap, models=models)
-        if not result.threat_models:
+        result.threat_models = threat_model_changes(
+            graph, old_snap, new_snap, models=models, notes=result.notes
+        )
+        if not result.threat_models and not any(
+            n.startswith("threat model ") for n in result.notes
+        ):
             result.notes.append(
                 "no saved threat model: save one (ttpgraph threat-model save) to see how its "
                 "coverage changes"

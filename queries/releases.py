@@ -889,13 +889,24 @@ def threat_model_changes(
     *,
     models: list[ThreatModel] | None = None,
     rules: list[TaggedRule] | None = None,
+    notes: list[str] | None = None,
 ) -> list[ThreatModelChange]:
     """How each threat model's coverage changes from ``old`` to ``new`` (``models`` None: every
-    saved threat model). The organisation's own clusters bring the techniques the graph holds for
-    them, judged against each release."""
+    saved threat model filtered to no other domain than the diff's; those skipped are said in
+    ``notes``). The organisation's own clusters bring the techniques the graph holds for them,
+    judged against each release."""
     from .threat_models import list_threat_models
 
-    chosen = list_threat_models(graph) if models is None else models
+    if models is None:
+        chosen = []
+        for m in list_threat_models(graph):
+            if m.domain and m.domain != new.domain:
+                if notes is not None:
+                    notes.append(f"threat model {m.name!r} is for {m.domain}: not compared")
+            else:
+                chosen.append(m)
+    else:
+        chosen = models
     if not chosen:
         return []
     all_rules = inventory_rules(graph) if rules is None else rules

@@ -228,9 +228,13 @@ def test_edited_release_changes_coverage_as_the_bundles_say(
     _csv_inventory(graph, tmp_path, inv, tags, parent_coverage="none", subtechnique_coverage="none")
     model = TM.save_threat_model(graph, name=PREFIX + "edit", actors=groups, inventory=inv)
 
+    ics_only = TM.save_threat_model(graph, name=PREFIX + "ics-only", actors=["G0034"], domain="ics")
     d = diff_releases(graph, old=str(ENTERPRISE), new=str(edited), impact=False)
     assert d.threat_models is not None
     got = next(m for m in d.threat_models if m.name == model.name)
+    # every saved model is compared but those filtered to another domain, which are said
+    assert ics_only.name not in [m.name for m in d.threat_models]
+    assert f"threat model {ics_only.name!r} is for ics-attack: not compared" in d.notes
 
     def side(path: Path) -> tuple[dict[str, set[str]], set[str]]:
         users = _model_facts(path, groups)
