@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from loader.atomic import find_atomics_dir, read_index
 from loader.inventory import PARSERS, STATUSES
@@ -276,7 +277,9 @@ def inventory_coverage(
         for t in cov.techniques
     ]
     if fmt == Format.table:
-        out.print(f"[bold]{name}[/]: {cov.covered} techniques covered, {cov.partial} partially")
+        out.print(
+            f"[bold]{escape(name)}[/]: {cov.covered} techniques covered, {cov.partial} partially"
+        )
     emit(cov, fmt, rows=rows, title="Coverage")
 
 
@@ -322,7 +325,7 @@ def print_gaps(ga: C.GapAnalysis, fmt: Format, *, limit: int, show_all: bool) ->
     ]
     if fmt == Format.table:
         names = ", ".join(f"{a.name} ({a.group_id})" for a in ga.actors)
-        out.print(f"[bold]{names}[/] against inventory [bold]{ga.inventory}[/]")
+        out.print(f"[bold]{escape(names)}[/] against inventory [bold]{escape(ga.inventory)}[/]")
         out.print(
             f"{ga.total} techniques: {ga.covered} covered ({ga.coverage_pct:g}%), "
             f"{ga.gaps} gaps, {ga.partial} partially covered"

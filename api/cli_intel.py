@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from loader import intel as intel_loader
 from queries import intel
@@ -95,7 +96,7 @@ def intel_import(
     rows += [{"what": "skipped", "type": k, "count": v} for k, v in res.skipped.items()]
     if fmt == Format.table:
         verb = "replaced" if res.replaced else "imported"
-        out.print(f"[bold]{res.source}[/] {verb} ({res.flavour}, {res.seconds:.2f} s)")
+        out.print(f"[bold]{escape(res.source)}[/] {verb} ({res.flavour}, {res.seconds:.2f} s)")
     emit(res, fmt, rows=rows, columns=["what", "type", "count"], title="Imported")
     _warn(res.warnings)
 
@@ -166,7 +167,7 @@ def incident_create(
         return
     rows = [{"type": k, "count": v} for k, v in {**res.nodes, **res.relationships}.items()]
     if fmt == Format.table:
-        out.print(f"[bold]{res.source}[/] {'replaced' if res.replaced else 'created'}")
+        out.print(f"[bold]{escape(res.source)}[/] {'replaced' if res.replaced else 'created'}")
     emit(res, fmt, rows=rows, columns=["type", "count"])
     _warn(res.warnings)
 
@@ -264,8 +265,8 @@ def ioc(
         for x in getattr(a, kind)
     ]
     if fmt == Format.table:
-        out.print(f"[bold]{value}[/]: " + ", ".join(
-            f"{m.label} {m.stix_type or ''} ({m.source})" for m in a.matches))  # fmt: skip
+        out.print(f"[bold]{escape(value)}[/]: " + escape(", ".join(
+            f"{m.label} {m.stix_type or ''} ({m.source})" for m in a.matches)))  # fmt: skip
     emit(a, fmt, rows=rows, columns=["kind", "id", "name", "hops", "via"], title="Linked to")
 
 
@@ -311,5 +312,5 @@ def expect(
             f"[bold]{e.actor_id} {e.name}[/]{note}: {len(e.expected)} techniques not observed "
             f"yet; {len(e.observed_used)} of {len(e.observed)} observed are its"
         )
-        out.print(f"[dim]{e.detection}[/]", highlight=False)
+        out.print(f"[dim]{escape(e.detection)}[/]", highlight=False)
     emit(e, fmt, rows=rows, title="Expect next")

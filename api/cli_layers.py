@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from queries import coverage as C
 from queries import layer_services as S
@@ -394,10 +395,10 @@ def layer_import(
         return
     if fmt == Format.table:
         out.print(
-            f"[bold]{found.name}[/] ({found.domain}, made for ATT&CK "
+            f"[bold]{escape(found.name)}[/] ({found.domain}, made for ATT&CK "
             f"{found.layer_attack_version or '?'}; loaded {found.attack_version}): "
             f"{len(found.technique_ids)} techniques from {found.entries_counted} of "
-            f"{found.entries_read} entries ({found.rule})",
+            f"{found.entries_read} entries ({escape(str(found.rule))})",
             highlight=False,
         )
         for old, new in found.remapped.items():

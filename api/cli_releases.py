@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from loader import sources
 from loader.diff import diff_releases
@@ -176,7 +177,8 @@ def _print_table(d: ReleaseDiff) -> None:
              title=f"Inventory {inv.inventory}: {inv.affected_rules} of {inv.rules} rules affected",
              columns=["rule_name", "technique_id", "problem", "replacement", "note"])  # fmt: skip
     for m in d.threat_models or []:
-        out.print(f"[bold]Threat model {m.name}[/]: {releases.model_headline(m)}", highlight=False)
+        out.print(f"[bold]Threat model {escape(m.name)}[/]: {escape(releases.model_headline(m))}",
+                  highlight=False)  # fmt: skip
         if m.tactics:
             emit([t.model_dump() for t in m.tactics], Format.table, title="Tactics that change",
                  columns=["tactic", "old_covered", "old_total", "new_covered",

@@ -12,7 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 
 class Format(StrEnum):
@@ -66,9 +68,10 @@ def emit(
             writer.writerow([_cell(r.get(c)) for c in cols])
         sys.stdout.write(buf.getvalue())
         return
-    table = Table(title=title, show_lines=False, header_style="bold")
+    # Cells and titles are data (rule names, descriptions, IOCs): plain text, never markup.
+    table = Table(title=escape(title) if title else None, show_lines=False, header_style="bold")
     for c in cols:
-        table.add_column(c, overflow="fold")
+        table.add_column(escape(c), overflow="fold")
     for r in table_rows:
-        table.add_row(*[_cell(r.get(c)) for c in cols])
+        table.add_row(*[Text(_cell(r.get(c))) for c in cols])
     (console or Console()).print(table)

@@ -454,3 +454,16 @@ def test_api_threat_models(graph: Graph, sigma: str, clients) -> None:
     r = reader.get(url)
     assert r.status_code == 404 and r.json()["title"] == "Not found"
     assert writer.delete(url).status_code == 404
+
+
+def test_names_with_brackets_print_as_text(graph: Graph, settings: Settings, sigma: str) -> None:
+    # Rich reads "[...]" as markup: a name like this one used to crash every table (MarkupError).
+    name = PREFIX + "red[/team] [bold]x"
+    TM.save_threat_model(graph, name=name, actors=["APT29"], inventory=sigma)
+    for args in (("threat-model", "list"), ("threat-model", "show", name)):
+        p = run_cli(settings, *args)
+        assert p.returncode == 0, p.stderr
+        assert "red[/team] [bold]x" in p.stdout
+    p = run_cli(settings, "gaps", "APT29", "-i", sigma, "--limit", "1")
+    assert p.returncode == 0, p.stderr
+    assert f"against inventory {sigma}" in p.stdout
