@@ -38,8 +38,8 @@ import io
 import json
 import re
 import time
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,6 +54,12 @@ from queries.cache import bump_graph_version
 from queries.catalog import Q
 from queries.errors import Conflict, InvalidInput, NotFound
 from queries.graph import Graph
+from queries.technique_index import (  # noqa: F401 - Resolution is part of this API
+    Crosswalk,
+    CrosswalkEntry,
+    Resolution,
+    TechniqueIndex,
+)
 
 from .inventory import STATUSES, ParsedInventory, normalize_technique_id, parse_inventory
 
@@ -62,7 +68,6 @@ SUB_MODES = ("partial", "none")
 MAX_NAME = 100
 _NAME_OK = re.compile(r"^[^\x00-\x1f\x7f]+$")
 _MAX_CROSSWALK_BYTES = 5 * 1024 * 1024
-_MAX_REVOKED_HOPS = 5
 _STORED_ISSUES = 200
 BATCH = 2000
 
@@ -99,36 +104,6 @@ _CREATE_RULES = (
 
 
 # --------------------------------------------------------------------------- crosswalk
-
-
-@dataclass(frozen=True)
-class CrosswalkEntry:
-    src: str
-    dst: str
-    dst_name: str | None = None
-
-
-@dataclass
-class Crosswalk:
-    """Pairs of technique ids that name the same behaviour in two ATT&CK numberings."""
-
-    source: str
-    entries: list[CrosswalkEntry]
-
-    def candidates(self, tid: str) -> list[tuple[str, str | None]]:
-        """Ids ``tid`` may stand for, both directions, with the name the crosswalk gives the
-        id ``tid`` is (used to choose among several)."""
-        out: list[tuple[str, str | None]] = []
-        for e in self.entries:
-            if e.dst == tid:
-                out.append((e.src, e.dst_name))
-            elif e.src == tid:
-                out.append((e.dst, None))
-        return out
-
-    def forward(self, tid: str) -> list[str]:
-        """Ids ``tid`` maps to (source numbering -> target numbering)."""
-        return [e.dst for e in self.entries if e.src == tid]
 
 
 def load_crosswalk(path: Path | str) -> Crosswalk:
@@ -226,89 +201,6 @@ def _one_line(exc: object) -> str:
 
 
 # --------------------------------------------------------------------------- resolution
-
-
-@dataclass
-class _Tech:
-    attack_id: str
-    stix_id: str
-    name: str
-    current: bool
-    revoked: bool
-    is_subtechnique: bool
-    parent_id: str | None
-    replaced_by: str | None
-
-
-@dataclass
-class Resolution:
-    kind: str  # current | revoked | crosswalk | retired | unknown
-    targets: list[str] = field(default_factory=list)
-
-
-class TechniqueIndex:
-    """The loaded release's techniques, for resolving inventory ids (one read query)."""
-
-    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
-        self.by_id: dict[str, _Tech] = {}
-        self.children: dict[str, list[str]] = defaultdict(list)
-        for r in rows:
-            tid = r["attack_id"]
-            if not tid:
-                continue
-            current = not r["revoked"] and not r["deprecated"] and r.get("in_release", True)
-            t = _Tech(tid, r["stix_id"], r["name"] or "", bool(current), bool(r["revoked"]),
-                      bool(r["is_subtechnique"]), r["parent_id"], r["replaced_by"])  # fmt: skip
-            prev = self.by_id.get(tid)
-            if prev is None or (t.current and not prev.current):
-                self.by_id[tid] = t
-        for t in self.by_id.values():
-            if t.current and t.parent_id:
-                self.children[t.parent_id].append(t.attack_id)
-
-    @classmethod
-    def from_graph(cls, graph: Graph) -> TechniqueIndex:
-        return cls(graph.read(Q.inventory_technique_index, domains=[]))
-
-    def _follow(self, tid: str) -> str | None:
-        """The current technique ``tid`` is, or was revoked into (a few hops at most)."""
-        seen = 0
-        t = self.by_id.get(tid)
-        while t is not None and not t.current and seen < _MAX_REVOKED_HOPS:
-            if not t.revoked or not t.replaced_by:
-                return None
-            t = self.by_id.get(t.replaced_by)
-            seen += 1
-        return t.attack_id if t is not None and t.current else None
-
-    def resolve(self, tid: str, crosswalk: Crosswalk | None) -> Resolution:
-        t = self.by_id.get(tid)
-        if t is not None and t.current:
-            return Resolution("current", [tid])
-        if t is not None and t.revoked:
-            target = self._follow(tid)
-            if target:
-                return Resolution("revoked", [target])
-        if crosswalk is not None:
-            found: list[tuple[str, str | None]] = []
-            for cand, name in crosswalk.candidates(tid):
-                target = self._follow(cand)
-                if target and target not in [f for f, _ in found]:
-                    found.append((target, name))
-            if len(found) > 1:
-                # Several old ids became this one: keep those whose name is the crosswalk's.
-                named = [
-                    f
-                    for f, name in found
-                    if name and self.by_id[f].name.strip().lower() == name.strip().lower()
-                ]
-                if named:
-                    return Resolution("crosswalk", named)
-            if found:
-                return Resolution("crosswalk", [f for f, _ in found])
-        if t is not None:
-            return Resolution("retired", [])
-        return Resolution("unknown", [])
 
 
 # --------------------------------------------------------------------------- import

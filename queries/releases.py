@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from .catalog import Q
 from .errors import InvalidInput, NotFound
 from .graph import Graph
+from .technique_index import Crosswalk, CrosswalkEntry, TechniqueIndex
 from .threat_models import ThreatModel
 
 DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
@@ -602,33 +603,14 @@ class InventoryOptions(BaseModel):
         "both directions for tags a release does not resolve",
     )
 
-    def crosswalk_targets(self, rel: _Release, tag: str) -> list[str]:
-        """What the import does with a tag that does not resolve: the crosswalk's ids for it
-        (both directions) that resolve; among several, those the crosswalk names alike."""
-        found: list[tuple[str, str | None]] = []
-        for src, dst, dst_name in self.crosswalk:
-            if dst == tag:
-                cand, name = src, dst_name
-            elif src == tag:
-                cand, name = dst, None
-            else:
-                continue
-            target = rel.resolve(cand)
-            if target and target not in [f for f, _ in found]:
-                found.append((target, name))
-        if len(found) > 1:
-            named = [
-                f
-                for f, name in found
-                if name and rel.by_id[f].name.strip().lower() == name.strip().lower()
-            ]
-            if named:
-                return named
-        return [f for f, _ in found]
+    def crosswalk_of(self) -> Crosswalk | None:
+        entries = [CrosswalkEntry(src, dst, name) for src, dst, name in self.crosswalk]
+        return Crosswalk("inventory", entries) if entries else None
 
 
 class _Release:
-    """One snapshot, indexed for judging a threat model."""
+    """One snapshot, indexed for judging a threat model; ids resolve through the same
+    :class:`TechniqueIndex` an inventory import uses."""
 
     def __init__(self, snap: ReleaseSnapshot) -> None:
         self.snap = snap
@@ -636,27 +618,29 @@ class _Release:
         for t in snap.techniques:
             if t.attack_id and (t.attack_id not in self.by_id or t.current):
                 self.by_id[t.attack_id] = t
-        self.children: dict[str, list[str]] = {}
-        for tid, t in self.by_id.items():
-            if t.current and t.is_subtechnique and "." in tid:
-                self.children.setdefault(tid.split(".")[0], []).append(tid)
+        self.index = TechniqueIndex(
+            {
+                "attack_id": t.attack_id,
+                "stix_id": t.stix_id,
+                "name": t.name,
+                "revoked": t.revoked,
+                "deprecated": t.deprecated,
+                "is_subtechnique": t.is_subtechnique,
+                "parent_id": t.attack_id.split(".")[0] if t.is_subtechnique else None,
+                "replaced_by": t.replaced_by,
+            }
+            for t in self.by_id.values()
+            if t.attack_id
+        )
         self.groups: dict[str, GroupState] = {}
         for g in snap.groups:
             prev = self.groups.get(g.attack_id or "")
             if g.attack_id and (prev is None or (prev.revoked or prev.deprecated)):
                 self.groups[g.attack_id] = g
 
-    def resolve(self, tid: str) -> str | None:
-        """The current technique ``tid`` is, or was revoked into (as an inventory import does)."""
-        t = self.by_id.get(tid)
-        if t is None:
-            return None
-        if t.current:
-            return tid
-        if t.revoked and t.replaced_by:
-            r = self.by_id.get(t.replaced_by)
-            return r.attack_id if r is not None and r.current else None
-        return None
+    def resolve(self, tid: str, crosswalk: Crosswalk | None = None) -> list[str]:
+        """The current techniques ``tid`` stands for in this release, as an import reads it."""
+        return self.index.resolve(tid, crosswalk).targets
 
     def state(self, tid: str) -> str:
         """'current', or what happened to ``tid``, said with the release's version."""
@@ -685,7 +669,7 @@ def _judge(
     version = rel.snap.version or "the release"
     for actor in model.actors:
         if actor.group_id.startswith(("intrusion-set--", "threat-actor--")):
-            techs = {r for r in map(rel.resolve, org_techniques.get(actor.group_id, [])) if r}
+            techs = {x for t in org_techniques.get(actor.group_id, []) for x in rel.resolve(t)}
         else:
             g = rel.groups.get(actor.group_id)
             if g is None or g.revoked or g.deprecated:
@@ -703,18 +687,17 @@ def _judge(
                 continue
             users.setdefault(tid, set()).add(actor.group_id)
     direct: dict[str, set[str]] = {}
+    crosswalk = opts.crosswalk_of()
     for rule in rules:
         for tag in rule.tagged:
-            target = rel.resolve(tag)
-            targets = [target] if target else opts.crosswalk_targets(rel, tag)
-            for x in targets:
+            for x in rel.resolve(tag, crosswalk):
                 direct.setdefault(x, set()).add(tag)
     status: dict[str, Status] = {}
     for tid in users:
         t = rel.by_id[tid]
         parent = tid.split(".")[0] if t.is_subtechnique and "." in tid else None
         on_parent = parent is not None and parent in direct
-        on_sub = any(c in direct for c in rel.children.get(tid, []))
+        on_sub = any(c in direct for c in rel.index.children.get(tid, []))
         if tid in direct or (on_parent and opts.parent_coverage == "full"):
             status[tid] = "covered"
         elif (on_parent and opts.parent_coverage == "partial") or (
@@ -911,8 +894,11 @@ def threat_model_changes(
         return []
     all_rules = inventory_rules(graph) if rules is None else rules
     out = []
+    options_of = {
+        inv: inventory_options(graph, inv) for inv in {m.inventory for m in chosen if m.inventory}
+    }
     for model in chosen:
-        options = inventory_options(graph, model.inventory) if model.inventory else None
+        options = options_of.get(model.inventory) if model.inventory else None
         clusters = [
             a.group_id
             for a in model.actors
