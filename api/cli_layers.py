@@ -21,7 +21,6 @@ from queries import coverage as C
 from queries import layer_services as S
 from queries import layers as L
 from queries.actors import PathKind
-from queries.errors import InvalidInput
 
 from .cli import FormatOpt, app, err, fail, graph, out, run, user_errors
 from .output import Format, emit
@@ -62,23 +61,6 @@ SoftwareOpt = Annotated[
 PlatformOpt = Annotated[
     list[str] | None, typer.Option("--platform", help="Platform filter (repeatable).")
 ]
-
-
-def split(values: list[str] | None) -> list[str]:
-    return [p.strip() for v in values or [] for p in v.split(",") if p.strip()]
-
-
-def parse_weights(values: list[str] | None) -> dict[str, float] | None:
-    weights: dict[str, float] = {}
-    for v in values or []:
-        name, sep, number = v.rpartition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            weights[name.strip()] = float(number)
-        except ValueError:
-            raise InvalidInput(f"--weight {v!r}: expected ACTOR=NUMBER, like APT29=2") from None
-    return weights or None
 
 
 @contextmanager
@@ -196,8 +178,8 @@ def layer_compare(
     export = run(
         lambda g: S.compare_layer_for(
             g,
-            groups=split(actors),
-            weights=parse_weights(weight),
+            groups=C.split_values(actors),
+            weights=C.parse_weights(weight, label="--weight"),
             include_software=software,
             domain=domain,
             layers=extra or None,
@@ -209,21 +191,6 @@ def layer_compare(
 InventoryOpt = Annotated[
     str, typer.Option("--inventory", "-i", help="Name of an imported inventory.")
 ]
-
-
-def actor_arg(actors: list[str] | None, weight: list[str] | None) -> list[str] | dict[str, float]:
-    """Actors for the coverage services: inline weights (APT29=2) or --weight APT29=2."""
-    names = split(actors)
-    parsed = C.parse_actor_args(names)
-    extra = parse_weights(weight) or {}
-    if not extra:
-        return parsed
-    out = dict(parsed) if isinstance(parsed, dict) else dict.fromkeys(parsed, 1.0)
-    for name, w in extra.items():
-        if name not in out:
-            raise InvalidInput(f"--weight {name!r}: not one of the actors")
-        out[name] = w
-    return out
 
 
 @layer_app.command("coverage")
@@ -273,7 +240,7 @@ def layer_gaps(
     export = run(
         lambda g: S.gaps_layer_for(
             g,
-            actors=actor_arg(actors, weight),
+            actors=C.actors_with_weights(actors, weight, label="--weight"),
             inventory=inventory,
             platforms=platform,
             domain=domain,
@@ -319,9 +286,10 @@ def layer_telemetry(
     export = run(
         lambda g: S.telemetry_layer_for(
             g,
-            sources=split(source),
+            sources=C.split_values(source),
             level=level,
-            actors=(actor_arg(actors, None) if plan else split(actors)) or None,
+            actors=(C.actors_with_weights(actors, None) if plan else C.split_values(actors))
+            or None,
             inventory=inventory,
             include_software=software,
             domain=domain,

@@ -301,6 +301,43 @@ def parse_actor_args(values: Sequence[str]) -> list[str] | dict[str, float]:
     return weighted if any_weight else list(values)
 
 
+def split_values(values: Sequence[str] | None) -> list[str]:
+    """Repeated and comma-separated values (``-a APT29,FIN7 -a APT28``, ``?actors=APT29,FIN7``)."""
+    return [p.strip() for v in values or [] for p in v.split(",") if p.strip()]
+
+
+def parse_weights(
+    values: Sequence[str] | None, *, label: str = "weight"
+) -> dict[str, float] | None:
+    """``["APT29=2"]`` -> ``{"APT29": 2.0}``; ``label`` names the option in the error."""
+    weights: dict[str, float] = {}
+    for v in values or []:
+        name, sep, number = v.rpartition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            weights[name.strip()] = float(number)
+        except ValueError:
+            raise InvalidInput(f"{label} {v!r}: expected ACTOR=NUMBER, like APT29=2") from None
+    return weights or None
+
+
+def actors_with_weights(
+    actors: Sequence[str] | None, weights: Sequence[str] | None, *, label: str = "weight"
+) -> list[str] | dict[str, float]:
+    """Actors for the coverage services: weights inline (``APT29=2``) or given apart."""
+    parsed = parse_actor_args(split_values(actors))
+    extra = parse_weights(weights, label=label) or {}
+    if not extra:
+        return parsed
+    out = dict(parsed) if isinstance(parsed, dict) else dict.fromkeys(parsed, 1.0)
+    for name, w in extra.items():
+        if name not in out:
+            raise InvalidInput(f"{label} {name!r}: not one of the actors")
+        out[name] = w
+    return out
+
+
 def resolve_actors(graph: Graph, actors: Sequence[str] | Mapping[str, float]) -> list[ActorRef]:
     """Actors (ids, names, aliases; optional weights) -> groups, each once (highest weight)."""
     if isinstance(actors, str):

@@ -94,40 +94,6 @@ IncludeSoftware = Annotated[bool, Query(description="count techniques the actors
 Platforms = Annotated[list[str] | None, Query(description="platform filter, e.g. Windows")]
 
 
-def _names(values: list[str] | None) -> list[str]:
-    """Repeated and comma-separated values: ``?actors=APT29,FIN7&actors=APT28``."""
-    return [p.strip() for v in values or [] for p in v.split(",") if p.strip()]
-
-
-def _actors(actors: list[str] | None, weights: list[str] | None) -> list[str] | dict[str, float]:
-    """Actors for the coverage services: names, with weights inline (``APT29=2``) or given
-    apart (``weight=APT29=2``)."""
-    names = _names(actors)
-    parsed = C.parse_actor_args(names)
-    extra = _weights(weights) or {}
-    if not extra:
-        return parsed
-    out = dict(parsed) if isinstance(parsed, dict) else dict.fromkeys(parsed, 1.0)
-    for name, w in extra.items():
-        if name not in out:
-            raise InvalidInput(f"weight {name!r}: not one of the actors")
-        out[name] = w
-    return out
-
-
-def _weights(values: list[str] | None) -> dict[str, float] | None:
-    out: dict[str, float] = {}
-    for v in values or []:
-        name, sep, number = v.rpartition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip()] = float(number)
-        except ValueError:
-            raise InvalidInput(f"weight {v!r}: expected ACTOR=NUMBER, like APT29=2") from None
-    return out or None
-
-
 def download(graph: Any, export: S.LayerExport, fmt: LayerFormat) -> Response:
     """The layer as a file: JSON as built, or drawn as SVG / Excel."""
     headers = {
@@ -199,8 +165,8 @@ def compare_layer(
     common to all get their own colour; actor names in the metadata."""
     export = S.compare_layer_for(
         graph,
-        groups=_names(actor),
-        weights=_weights(weight),
+        groups=C.split_values(actor),
+        weights=C.parse_weights(weight),
         include_software=include_software,
         domain=domain,
     )
@@ -264,7 +230,7 @@ def gaps_layer(
     comments), highest first."""
     export = S.gaps_layer_for(
         graph,
-        actors=_actors(actors, weight),
+        actors=C.actors_with_weights(actors, weight),
         inventory=inventory,
         platforms=platform,
         domain=domain,
@@ -301,12 +267,12 @@ def telemetry_layer(
     -> analytics -> log sources -> data components; v17 data components that DETECT it).
     Without ``source``, with ``actors`` and ``inventory``: the collection plan, each gap scored
     by how early the telemetry that shows it comes (step 1 of N scores N)."""
-    chosen = _actors(actors, None) if actors else None
+    chosen = C.actors_with_weights(actors, None) if actors else None
     export = S.telemetry_layer_for(
         graph,
-        sources=_names(source),
+        sources=C.split_values(source),
         level=level,
-        actors=chosen if inventory and not source else _names(actors) or None,
+        actors=chosen if inventory and not source else C.split_values(actors) or None,
         inventory=inventory,
         include_software=include_software,
         domain=domain,
