@@ -502,6 +502,11 @@ def report(
             g, **_tm(actors, inventory, platform, domain, software, partial), top=top
         )
     )
+    print_report(result, fmt, output)
+
+
+def print_report(result: P.AssessmentReport, fmt: ReportFormat, output: Path | None) -> None:
+    """The assessment as JSON, Markdown or text, to ``output`` or stdout."""
     if fmt == ReportFormat.json:
         _write(json.dumps(to_jsonable(result), indent=2), output)
     elif fmt == ReportFormat.markdown:

@@ -3,7 +3,6 @@ by name. A release diff (``ttpgraph diff``) says how each saved model's coverage
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -21,10 +20,10 @@ from .cli_coverage import (
     PlatformOpt,
     ReportFormat,
     SoftwareOpt,
-    _write,
     print_gaps,
+    print_report,
 )
-from .output import Format, emit, to_jsonable
+from .output import Format, emit
 
 tm_app = typer.Typer(
     help="Saved threat models: the actors you defend against, held against an inventory."
@@ -144,9 +143,4 @@ def report(
     result = run(
         lambda g: P.assessment_report(g, **TM.get_threat_model(g, name).gap_args(), top=top)
     )
-    if fmt == ReportFormat.json:
-        _write(json.dumps(to_jsonable(result), indent=2), output)
-    elif fmt == ReportFormat.markdown:
-        _write(P.render_markdown(result), output)
-    else:
-        _write(P.render_text(result), output)
+    print_report(result, fmt, output)

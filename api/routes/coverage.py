@@ -394,7 +394,11 @@ def report(
     top: Annotated[int, Query(ge=1, le=100)] = 10,
     level: Annotated[C.TelemetryLevel, Query()] = C.TelemetryLevel.log_source,
 ) -> Response:
-    result = P.assessment_report(graph, **tm.kwargs, top=top, level=level)
+    return report_response(P.assessment_report(graph, **tm.kwargs, top=top, level=level), format)
+
+
+def report_response(result: P.AssessmentReport, format: ReportFormat) -> Response:
+    """The assessment as text, Markdown or JSON."""
     if format == ReportFormat.markdown:
         return PlainTextResponse(P.render_markdown(result), media_type="text/markdown")
     if format == ReportFormat.text:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from queries import coverage as C
@@ -16,7 +15,7 @@ from queries import threat_models as TM
 
 from ..deps import GraphDep
 from ..problems import PROBLEM_RESPONSES
-from .coverage import ReportFormat, _json
+from .coverage import ReportFormat, _json, report_response
 
 router = APIRouter(
     prefix="/api/v1/threat-models", tags=["threat models"], responses=PROBLEM_RESPONSES
@@ -90,9 +89,4 @@ def model_report(
     level: Annotated[C.TelemetryLevel, Query()] = C.TelemetryLevel.log_source,
 ) -> Response:
     args = TM.get_threat_model(graph, name).gap_args()
-    result = P.assessment_report(graph, **args, top=top, level=level)
-    if format == ReportFormat.markdown:
-        return PlainTextResponse(P.render_markdown(result), media_type="text/markdown")
-    if format == ReportFormat.text:
-        return PlainTextResponse(P.render_text(result))
-    return _json(result)
+    return report_response(P.assessment_report(graph, **args, top=top, level=level), format)
