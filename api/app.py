@@ -27,6 +27,7 @@ from queries.graph import AsyncGraph, Graph
 from queries.settings import Settings, get_settings
 
 from .auth import Gate, KeyStore, document_security, keys_path, open_paths
+from .cypher_runner import CypherRunner
 from .deps import ResponseCacheMiddleware, VersionGate
 from .problems import COMMON_RESPONSES, PROBLEM, Problem, install_handlers
 from .routes import (
@@ -82,10 +83,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.graph = Graph.connect(s, pool_size=sizes.sync, fail_fast=True)
         app.state.agraph = AsyncGraph.connect(s, pool_size=sizes.async_, fail_fast=True)
         app.state.version_gate = VersionGate(app.state.agraph.data_version)
+        app.state.cypher_runner = CypherRunner(s)
+        app.state.cypher_runner.start_soon()
         try:
             yield
         finally:
             app.state.version_gate = None
+            await app.state.cypher_runner.close()
             await app.state.agraph.close()
             app.state.graph.close()
 

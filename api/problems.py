@@ -122,6 +122,7 @@ COMMON_RESPONSES: dict[str, str] = {
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(TtpgraphError)
     async def _domain(request: Request, exc: TtpgraphError):
+        retry_after = getattr(exc, "retry_after", None)
         return problem(
             exc.status,
             exc.title,
@@ -129,6 +130,7 @@ def install_handlers(app: FastAPI) -> None:
             request,
             type=exc.__class__.__name__.lower(),
             suggestions=exc.suggestions or None,
+            headers={"Retry-After": str(retry_after)} if retry_after else None,
         )
 
     @app.exception_handler(RequestValidationError)

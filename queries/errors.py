@@ -35,3 +35,16 @@ class Unavailable(TtpgraphError):
 
     status = 503
     title = "Graph database unavailable"
+
+
+class Busy(TtpgraphError):
+    """Too many requests of this kind at once; ``retry_after`` seconds is a fair wait."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(
+        self, detail: str, *, retry_after: int = 1, suggestions: list[str] | None = None
+    ) -> None:
+        super().__init__(detail, suggestions=suggestions)
+        self.retry_after = retry_after

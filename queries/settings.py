@@ -92,9 +92,15 @@ class Settings(BaseSettings):
     ttpgraph_max_body_mb: float = 16.0
     ttpgraph_max_upload_mb: float = 200.0
     ttpgraph_max_url_chars: int = 8192
-    # POST /api/v1/cypher: rows returned at most, and its transaction timeout in seconds.
+    # POST /api/v1/cypher: rows returned at most, and its transaction timeout in seconds; the
+    # answer's size at most (JSON, MB); queries at once per API key and in all (counted in
+    # Neo4j, across workers); the memory of each worker's Cypher child process (MB).
     ttpgraph_cypher_max_rows: int = 1000
     ttpgraph_cypher_timeout: float = 10.0
+    ttpgraph_cypher_max_mb: float = 8.0
+    ttpgraph_cypher_per_key: int = 2
+    ttpgraph_cypher_max_concurrent: int = 4
+    ttpgraph_cypher_runner_mb: int = 1024
     # uvicorn worker processes (`ttpgraph serve --workers` sets it for every worker), and the
     # Bolt connections all of one host's workers may hold together, split between them.
     ttpgraph_workers: int = 1

@@ -370,6 +370,7 @@ def test_neo4j_itself_refuses_writes_in_read_mode(graph: Graph, product_settings
     import asyncio
 
     from queries.graph import Forbidden
+    from queries.user_cypher import run_read_only
 
     async def attempt() -> list[str]:
         agraph = AsyncGraph.connect(product_settings)
@@ -380,7 +381,9 @@ def test_neo4j_itself_refuses_writes_in_read_mode(graph: Graph, product_settings
                           "CREATE INDEX evil_index FOR (n:EvilNode) ON (n.name)",
                           "CREATE USER evil SET PASSWORD 'evil-password-1'"):  # fmt: skip
                 with pytest.raises(Forbidden, match="read-only transaction") as info:
-                    await agraph.run_read_only(query, max_rows=5, timeout=5, screen=False)
+                    await run_read_only(
+                        agraph, query, max_rows=5, timeout=5, max_bytes=2**20, screen=False
+                    )
                 refused.append(str(info.value))
         finally:
             await agraph.close()
