@@ -55,7 +55,8 @@ def user_errors() -> Iterator[None]:
         yield
     except TtpgraphError as exc:
         hint = f" (did you mean: {', '.join(exc.suggestions)}?)" if exc.suggestions else ""
-        raise fail(exc.detail + hint) from None
+        private = f" ({exc.private})" if exc.private else ""
+        raise fail(exc.detail + private + hint) from None
     except (BundleError, srv.ServerError) as exc:
         raise fail(str(exc)) from None
 

@@ -122,6 +122,9 @@ COMMON_RESPONSES: dict[str, str] = {
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(TtpgraphError)
     async def _domain(request: Request, exc: TtpgraphError):
+        if exc.private:
+            log.warning("%s %s: %s (%s)", request.method, request.url.path, exc.detail,
+                        exc.private)  # fmt: skip
         retry_after = getattr(exc, "retry_after", None)
         return problem(
             exc.status,

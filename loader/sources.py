@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,11 @@ from .stix import DOMAINS, BundleError, bundle_objects, detect_spec_version, par
 # Largest bundle accepted (decompressed): ATT&CK Enterprise is ~35 MB; this leaves room to grow
 # while refusing gzip bombs. Override with TTPGRAPH_MAX_BUNDLE_MB.
 MAX_BUNDLE_BYTES = int(os.environ.get("TTPGRAPH_MAX_BUNDLE_MB", "512")) * 1024 * 1024
+# A gzip file may expand to at most MAX_EXPANSION times its size (STIX JSON compresses 10-20x;
+# a bomb 1000x), or EXPANSION_FLOOR, whichever is more, and never past MAX_BUNDLE_BYTES: a
+# 0.5 MB bomb stops at 50 MB decompressed instead of 512 MB (and the 2+ GB a worker then held).
+MAX_EXPANSION = 100
+EXPANSION_FLOOR = 16 * 1024 * 1024
 
 MITRE_TAXII_URL = "https://attack-taxii.mitre.org/api/v21/"
 # MITRE's collection ids per domain (the x-mitre-collection ids' UUIDs).
@@ -50,31 +56,44 @@ class ManifestEntry:
     version: str
 
 
-def _read_limited(stream: io.BufferedIOBase | gzip.GzipFile, where: str) -> bytes:
-    chunks: list[bytes] = []
-    total = 0
+def _read_limited(
+    stream: io.BufferedIOBase | gzip.GzipFile, where: str, limit: int | None = None
+) -> bytes:
+    """Everything ``stream`` holds, counted as it is read: past ``limit`` (default: the bundle
+    limit) nothing more is read or kept."""
+    limit = MAX_BUNDLE_BYTES if limit is None else limit
+    buf = bytearray()
     while True:
         chunk = stream.read(1 << 20)
         if not chunk:
             break
-        total += len(chunk)
-        if total > MAX_BUNDLE_BYTES:
+        if len(buf) + len(chunk) > limit:
+            if limit < MAX_BUNDLE_BYTES:
+                raise BundleError(
+                    f"{where}: expands past {limit // (1024 * 1024)} MB once decompressed "
+                    f"(more than {MAX_EXPANSION} times its compressed size: a gzip bomb?)"
+                )
             raise BundleError(
                 f"{where}: larger than {MAX_BUNDLE_BYTES // (1024 * 1024)} MB once decompressed "
                 "(set TTPGRAPH_MAX_BUNDLE_MB to allow more)"
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        buf += chunk
+    return bytes(buf)
+
+
+def expansion_limit(compressed_size: int) -> int:
+    """Bytes a compressed input of that size may expand to (see MAX_EXPANSION)."""
+    return min(MAX_BUNDLE_BYTES, max(EXPANSION_FLOOR, MAX_EXPANSION * compressed_size))
 
 
 def decode_bytes(raw: bytes, where: str) -> bytes:
-    """Gunzip when the data is gzip (by magic number), with the size limit."""
+    """Gunzip when the data is gzip (by magic number), with the size and expansion limits."""
     if raw[:2] == b"\x1f\x8b":
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
-                return _read_limited(gz, where)
-        except (OSError, EOFError) as exc:
-            raise BundleError(f"{where}: broken gzip data ({exc})") from None
+                return _read_limited(gz, where, expansion_limit(len(raw)))
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BundleError(f"{where}: broken gzip data ({_one_line(exc)})") from None
     return raw
 
 

@@ -293,8 +293,9 @@ def write_rows(
             result = session.execute_write(work)
     except (ServiceUnavailable, SessionExpired, OSError) as exc:
         raise Unavailable(
-            f"Neo4j went away during the load of {domain} ({exc.__class__.__name__}); "
-            "nothing of it was written: re-run the load once Neo4j is back"
+            f"Neo4j went away during the load of {domain}; "
+            "nothing of it was written: re-run the load once Neo4j is back",
+            private=f"{exc.__class__.__name__}: {exc}",
         ) from exc
     finally:
         graph.cache.clear()

@@ -9,10 +9,15 @@ class TtpgraphError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, detail: str, *, suggestions: list[str] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, suggestions: list[str] | None = None, private: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.suggestions = suggestions or []
+        # What only the operator should see (a server address, a driver message): the CLI
+        # prints it, the API logs it and never puts it in a problem body.
+        self.private = private
 
 
 class NotFound(TtpgraphError):

@@ -145,11 +145,11 @@ def neo4j_errors() -> Iterator[None]:
     try:
         yield
     except AuthError as exc:
-        raise Unavailable(f"Neo4j refused the credentials: {exc.message}") from exc
+        raise Unavailable("Neo4j refused the credentials", private=exc.message) from exc
     except ConnectionAcquisitionTimeoutError as exc:
-        raise Unavailable(f"every connection to Neo4j is busy: {exc}") from exc
+        raise Unavailable("every connection to Neo4j is busy", private=str(exc)) from exc
     except (ServiceUnavailable, SessionExpired, OSError) as exc:
-        raise Unavailable(f"Neo4j is not reachable: {exc}") from exc
+        raise Unavailable("Neo4j is not reachable", private=str(exc)) from exc
     except (ClientError, TransientError, DatabaseError) as exc:
         code = exc.code or ""
         if code.startswith(TIMEOUT_CODES):
@@ -160,7 +160,9 @@ def neo4j_errors() -> Iterator[None]:
         if isinstance(exc, TransientError) or code.startswith(
             ("Neo.ClientError.Database.DatabaseNotFound", "Neo.TransientError")
         ):
-            raise Unavailable(f"Neo4j cannot answer right now ({code}): {exc.message}") from exc
+            raise Unavailable(
+                f"Neo4j cannot answer right now ({code})", private=exc.message
+            ) from exc
         raise
 
 

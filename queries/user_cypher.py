@@ -354,8 +354,15 @@ def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return dict(params)
 
 
-# Java class names in Neo4j's messages (org.neo4j...SomethingException): internals, not for callers.
-_JAVA_NAME = re.compile(r"\b(?:[a-z]\w*\.)+[A-Z]\w*\b|\b\w+(?:Exception|Error)\b")
+# Java class names in Neo4j's messages ("Caused by: java.lang.IllegalArgumentException: ..."):
+# the server's internals, not for callers.
+_JAVA_NAME = re.compile(r"(?:Caused by:\s*)?\b(?:[a-z]\w*\.)+[A-Z]\w*\b:?\s*|\b\w+Exception\b:?\s*")
+
+
+def public_message(message: str) -> str:
+    """Neo4j's first message line, without Java class names."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    return _JAVA_NAME.sub("", first).strip() or "Neo4j refused it"
 
 
 @contextmanager
@@ -377,8 +384,7 @@ def user_cypher_errors() -> Iterator[None]:
             ) from exc
         if isinstance(exc, TransientError):
             raise
-        message = (exc.message or "").strip().splitlines()[0] if exc.message else code
-        message = _JAVA_NAME.sub("error", message)
+        message = public_message(exc.message or code)
         if code == "Neo.ClientError.Statement.AccessMode":
             raise Forbidden(
                 f"query: Neo4j refused a write in a read-only transaction ({message})"

@@ -9,9 +9,7 @@ alias; ``APT29=2`` gives a weight), ``inventory``, optional ``platform`` (repeat
 from __future__ import annotations
 
 import shutil
-import tarfile
 import tempfile
-import zipfile
 from enum import StrEnum
 from pathlib import Path as FsPath
 from typing import Annotated, Any
@@ -34,13 +32,12 @@ from queries import coverage as C
 from queries import plans as P
 from queries.errors import InvalidInput, NotFound
 
+from ..archives import extract_archive, is_archive
 from ..deps import GraphDep
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"], responses=PROBLEM_RESPONSES)
 
-MAX_ARCHIVE_FILES = 100_000
-MAX_ARCHIVE_BYTES = 1024 * 1024 * 1024
 MAX_CROSSWALK_BYTES = 5 * 1024 * 1024
 
 InventoryFormat = StrEnum("InventoryFormat", {k.replace("-", "_"): k for k in PARSERS})  # type: ignore[misc]
@@ -149,56 +146,6 @@ def _safe_name(filename: str | None) -> str:
     return "".join(c if c.isalnum() or c in "._- " else "_" for c in name)[:200]
 
 
-def _is_archive(name: str) -> bool:
-    n = name.lower()
-    return n.endswith((".zip", ".tar", ".tar.gz", ".tgz"))
-
-
-def _extract(archive: FsPath, into: FsPath) -> None:
-    """Unpack a .zip or .tar(.gz) safely: no absolute paths, no '..', no links or devices,
-    bounded file count and size."""
-    total = 0
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf:
-                members = zf.infolist()
-                if len(members) > MAX_ARCHIVE_FILES:
-                    raise InvalidInput(f"archive: more than {MAX_ARCHIVE_FILES} files")
-                for m in members:
-                    target = (into / m.filename).resolve()
-                    if not target.is_relative_to(into.resolve()) or m.filename.startswith("/"):
-                        raise InvalidInput(f"archive: unsafe path {m.filename!r}")
-                    if (m.external_attr >> 16) & 0o170000 == 0o120000:
-                        continue  # a symlink: not extracted
-                    total += m.file_size
-                    if total > MAX_ARCHIVE_BYTES:
-                        raise InvalidInput("archive: over 1 GB uncompressed")
-                    if m.is_dir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(m) as src, target.open("wb") as dst:
-                        shutil.copyfileobj(src, dst)
-            return
-        with tarfile.open(archive) as tf:
-            count = 0
-            for member in tf:
-                count += 1
-                if count > MAX_ARCHIVE_FILES:
-                    raise InvalidInput(f"archive: more than {MAX_ARCHIVE_FILES} files")
-                if not (member.isfile() or member.isdir()):
-                    continue
-                total += member.size
-                if total > MAX_ARCHIVE_BYTES:
-                    raise InvalidInput("archive: over 1 GB uncompressed")
-                try:
-                    tf.extract(member, into, filter="data")
-                except tarfile.FilterError as exc:
-                    raise InvalidInput(f"archive: unsafe member {member.name!r} ({exc})") from None
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
-        raise InvalidInput(f"archive: cannot unpack ({exc})") from None
-
-
 @router.post(
     "/inventories",
     summary="Import a detection inventory (a file or a .zip/.tar.gz of a rule folder)",
@@ -250,10 +197,10 @@ def upload_inventory(
         with saved.open("wb") as out:
             shutil.copyfileobj(file.file, out, 1024 * 1024)
         target = saved
-        if _is_archive(filename):
+        if is_archive(filename):
             target = FsPath(tmp) / "rules"
             target.mkdir()
-            _extract(saved, target)
+            extract_archive(saved, target)
         result = import_inventory(
             graph,
             format.value,
