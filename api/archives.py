@@ -101,11 +101,11 @@ def extract_archive(archive: Path, into: Path) -> None:
                 if not target.is_relative_to(root):
                     raise InvalidInput(f"archive: unsafe path {member.name!r}")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                src = tf.extractfile(member)
-                if src is None:
+                member_file = tf.extractfile(member)
+                if member_file is None:
                     continue
-                with src, target.open("wb") as dst:
-                    written.copy(src, dst)
+                with member_file, target.open("wb") as dst:
+                    written.copy(member_file, dst)
     except tarfile.FilterError:
         raise InvalidInput("archive: a member's path or kind is unsafe") from None
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error) as exc:

@@ -245,7 +245,7 @@ async def _serve(settings: Settings, reader: asyncio.StreamReader, writer: async
     max_bytes = int(settings.ttpgraph_cypher_max_mb * 1024 * 1024)
     timeout = settings.ttpgraph_cypher_timeout
     write_lock = asyncio.Lock()
-    tasks: set[asyncio.Task[None]] = set()
+    tasks: set[asyncio.Task[Any]] = set()
 
     async def reply(rid: int, body: bytes = b"", **error: Any) -> None:
         async with write_lock:

@@ -53,6 +53,7 @@ from queries.intel import (
     resolve_cluster_keys,
     resolve_techniques,
 )
+from queries.limits import MAX_NESTING, check_nesting
 from queries.resolve import resolve_group
 
 from .sources import MAX_BUNDLE_BYTES, decode_bytes
@@ -259,9 +260,13 @@ def read_json(raw: bytes, where: str) -> Any:
     import orjson
 
     try:
-        return orjson.loads(data)
+        parsed = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise InvalidInput(f"{where}: nested deeper than {MAX_NESTING} levels") from None
         raise InvalidInput(f"{where}: not valid JSON ({exc})") from None
+    check_nesting(parsed, where)
+    return parsed
 
 
 def detect_format(data: Any, where: str) -> str:
@@ -356,11 +361,45 @@ def attack_ids_of(obj: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- IOC values
 
 
+# STIX patterns are parsed by a recursive (ANTLR) parser: a pattern nested 3,000 deep raised
+# RecursionError (a 500). Real indicators nest a few levels and stay under a few KB.
+MAX_PATTERN_CHARS = 64 * 1024
+MAX_PATTERN_NESTING = 50
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why a STIX pattern is refused before it is parsed (too long, nested too deeply), or
+    None. One linear pass; quoted strings are skipped."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        return f"is longer than {MAX_PATTERN_CHARS // 1024} KB"
+    depth = 0
+    quoted = escaped = False
+    for c in pattern:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == "'":
+                quoted = False
+        elif c == "'":
+            quoted = True
+        elif c in "([":
+            depth += 1
+            if depth > MAX_PATTERN_NESTING:
+                return f"nests brackets deeper than {MAX_PATTERN_NESTING} levels"
+        elif c in ")]":
+            depth -= 1
+    return None
+
+
 def pattern_values(pattern: str) -> list[str]:
     """The literal values an indicator's STIX pattern compares with ``=`` or ``IN`` (lower-cased):
     ``[ipv4-addr:value = '203.0.113.7']`` -> ``['203.0.113.7']``; object types are left out."""
     from stix2patterns.v21.pattern import Pattern
 
+    if pattern_problem(pattern):
+        return []
     try:
         comparisons = Pattern(pattern).inspect().comparisons
     except Exception:  # an invalid pattern was refused earlier; a non-STIX one has no values
@@ -425,10 +464,17 @@ def _validate(obj: Any, i: int, version: str | None) -> dict[str, Any]:
         raise InvalidInput(f"objects[{i}] ({oid}): 'type' is missing")
     if not isinstance(oid, str) or not _STIX_ID.match(oid) or not oid.startswith(otype + "--"):
         raise InvalidInput(f"objects[{i}] ({oid}): 'id' must be '{otype}--<UUID>'")
+    pattern = obj.get("pattern")
+    if isinstance(pattern, str):
+        problem = pattern_problem(pattern)
+        if problem:
+            raise InvalidInput(f"objects[{i}] ({oid}): pattern {problem}")
     try:
         stix2.parse(obj, allow_custom=True, version=obj.get("spec_version") or version)
     except (STIXError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidInput(f"objects[{i}] ({oid}): {_one_line(exc)}") from None
+    except RecursionError:
+        raise InvalidInput(f"objects[{i}] ({oid}): nested too deeply to validate") from None
     return obj
 
 

@@ -188,6 +188,7 @@ class _Techniques:
     def __init__(self, ignored: set[str]) -> None:
         self.ids: set[str] = set()
         self.raw: list[str] = []
+        self._raw_seen: set[str] = set()  # membership in constant time (a list was quadratic)
         self._ignored = ignored
 
     def add(self, value: object, *, keep_raw: bool = True) -> None:
@@ -195,7 +196,8 @@ class _Techniques:
         if text is None or not text.strip():
             return
         text = text.strip()
-        if keep_raw and text not in self.raw:
+        if keep_raw and text not in self._raw_seen:
+            self._raw_seen.add(text)
             self.raw.append(text)
         tid = normalize_technique_id(text)
         if tid is None:
@@ -552,15 +554,27 @@ def _finish(
 def _merge_by_id(inv: ParsedInventory, what: str) -> None:
     """Merge rules sharing a ``rule_id`` (union of techniques and raw tags, first name wins)."""
     merged: dict[str, Rule] = {}
+    # Sets beside the lists: merging stays linear however many rules repeat an id.
+    techniques: dict[str, set[str]] = {}
+    tags: dict[str, set[str]] = {}
     dupes = 0
     for rule in inv.rules:
         first = merged.get(rule.rule_id)
         if first is None:
             merged[rule.rule_id] = rule
             continue
+        if rule.rule_id not in tags:
+            techniques[rule.rule_id] = set(first.techniques)
+            tags[rule.rule_id] = set(first.raw_tags)
         dupes += 1
-        first.techniques = sorted(set(first.techniques) | set(rule.techniques))
-        first.raw_tags += [t for t in rule.raw_tags if t not in first.raw_tags]
+        techniques[rule.rule_id].update(rule.techniques)
+        seen = tags[rule.rule_id]
+        for t in rule.raw_tags:
+            if t not in seen:
+                seen.add(t)
+                first.raw_tags.append(t)
+    for rule_id, ids in techniques.items():
+        merged[rule_id].techniques = sorted(ids)
     if dupes:
         inv.notes.append(f"merged {dupes} {what} repeating an earlier id")
     inv.rules = list(merged.values())
@@ -707,14 +721,14 @@ def _elastic_rule(
     elif rule.get("building_block_type") or "rules_building_block" in parts:
         status = BUILDING_BLOCK
     techniques = _Techniques(ignored)
-    raw: list[str] = []
+    raw: dict[str, None] = {}  # an ordered set
     for threat in _as_list(rule.get("threat")):
         if not isinstance(threat, dict):
             continue
         tactic = threat.get("tactic")
         tid = _scalar_str(tactic.get("id")) if isinstance(tactic, dict) else None
-        if tid and tid not in raw:
-            raw.append(tid)
+        if tid:
+            raw.setdefault(tid)
         for tech in _as_list(threat.get("technique")):
             if not isinstance(tech, dict):
                 continue
@@ -722,14 +736,14 @@ def _elastic_rule(
             for sub in _as_list(tech.get("subtechnique")):
                 if isinstance(sub, dict):
                     techniques.add(sub.get("id"))
-    raw += [t for t in techniques.raw if t not in raw]
+    raw.update(dict.fromkeys(techniques.raw))
     return Rule(
         name=_one_line(name, 500),
         rule_id=_id_or(rule.get("rule_id"), rel),
         file=rel,
         status=status,
         techniques=techniques.sorted(),
-        raw_tags=raw,
+        raw_tags=list(raw),
         format="elastic",
         raw_status=raw_status,
     )
@@ -1062,7 +1076,7 @@ def _sentinel_rule(
         file=rel,
         status=status,
         techniques=techniques.sorted(),
-        raw_tags=techniques.raw + [t for t in tactics if t not in techniques.raw],
+        raw_tags=list(dict.fromkeys([*techniques.raw, *tactics])),
         format="sentinel",
         raw_status=raw_status,
     )
@@ -1195,13 +1209,12 @@ def parse_csv(path: Path) -> ParsedInventory:
         if not any(cells.values()):
             continue
         ids: set[str] = set()
-        raw: list[str] = []
+        raw_seen: dict[str, None] = {}  # an ordered set: a cell of many ids stays linear
         for token in _CELL_SPLIT.split(cells.get(tech_col, "")):
             tid = normalize_technique_id(token)
             if tid is not None:
                 ids.add(tid)
-                if token not in raw:
-                    raw.append(token)
+                raw_seen.setdefault(token)
             elif any(c.isdigit() for c in token):
                 # an id-like reject; plain words next to ids ("T1059.001 PowerShell") are dropped
                 ignored.add(_one_line(token, 80))
@@ -1221,7 +1234,7 @@ def parse_csv(path: Path) -> ParsedInventory:
                 file=rel,
                 status=status,
                 techniques=sorted(ids),
-                raw_tags=raw,
+                raw_tags=list(raw_seen),
                 format="csv",
                 raw_status=raw_status,
             )
@@ -1232,7 +1245,7 @@ def parse_csv(path: Path) -> ParsedInventory:
 
 def _plain_list(inv: ParsedInventory, text: str, rel: str, ignored: set[str]) -> ParsedInventory:
     stem = rel.rsplit(".", 1)[0]
-    seen: dict[str, list[str]] = {}
+    seen: dict[str, dict[str, None]] = {}  # id -> the spellings seen (an ordered set)
     for line in text.splitlines():
         value = line.strip()
         if not value or value.startswith("#"):
@@ -1241,8 +1254,8 @@ def _plain_list(inv: ParsedInventory, text: str, rel: str, ignored: set[str]) ->
         tid = normalize_technique_id(value)
         if tid is None:
             ignored.add(_one_line(value, 80))
-        elif value not in seen.setdefault(tid, []):
-            seen[tid].append(value)
+        else:
+            seen.setdefault(tid, {}).setdefault(value)
     for tid in sorted(seen):
         inv.rules.append(
             Rule(
@@ -1251,7 +1264,7 @@ def _plain_list(inv: ParsedInventory, text: str, rel: str, ignored: set[str]) ->
                 file=rel,
                 status=ACTIVE,
                 techniques=[tid],
-                raw_tags=seen[tid],
+                raw_tags=list(seen[tid]),
                 format="csv",
             )
         )
@@ -1296,7 +1309,7 @@ def parse_layer(path: Path) -> ParsedInventory:
     if len(entries) != len(data["techniques"]):
         inv.issues.append(ParseIssue(rel, "some technique entries are not objects: ignored"))
     scored = any(_score(e) is not None for e in entries)
-    covered: dict[str, list[str]] = {}
+    covered: dict[str, dict[str, None]] = {}  # id -> its tags (an ordered set)
     disabled = 0
     for entry in entries:
         raw = _scalar_str(entry.get("techniqueID"))
@@ -1316,10 +1329,10 @@ def parse_layer(path: Path) -> ParsedInventory:
         if tid is None:
             ignored.add(_one_line(raw.strip(), 80))
             continue
-        tags = covered.setdefault(tid, [])
+        tags = covered.setdefault(tid, {})
         for tag in (raw.strip(), _scalar_str(entry.get("tactic"))):
-            if tag and tag not in tags:
-                tags.append(tag)
+            if tag:
+                tags.setdefault(tag)
     if disabled:
         inv.notes.append(f"{disabled} technique entries are disabled (enabled: false): not counted")
     for tid in sorted(covered):
@@ -1330,7 +1343,7 @@ def parse_layer(path: Path) -> ParsedInventory:
                 file=rel,
                 status=ACTIVE,
                 techniques=[tid],
-                raw_tags=covered[tid],
+                raw_tags=list(covered[tid]),
                 format="layer",
             )
         )
