@@ -50,15 +50,31 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Map every error a user can cause to one line on stderr and exit code 1."""
+    """Map every error a user can cause to one line on stderr and exit code 1 — Neo4j going
+    away mid-command included (a driver error, not a traceback)."""
+    from neo4j.exceptions import DriverError, Neo4jError
+
+    from queries.graph import domain_error
+
     try:
         yield
     except TtpgraphError as exc:
-        hint = f" (did you mean: {', '.join(exc.suggestions)}?)" if exc.suggestions else ""
-        private = f" ({exc.private})" if exc.private else ""
-        raise fail(exc.detail + private + hint) from None
+        raise fail(_one_line(exc)) from None
     except (BundleError, srv.ServerError) as exc:
         raise fail(str(exc)) from None
+    except (DriverError, Neo4jError) as exc:
+        mapped = domain_error(exc)
+        if mapped is not None:
+            raise fail(_one_line(mapped)) from None
+        code = getattr(exc, "code", None) or type(exc).__name__
+        message = (getattr(exc, "message", None) or str(exc)).strip().splitlines()
+        raise fail(f"Neo4j refused it ({code}): {message[0] if message else ''}") from None
+
+
+def _one_line(exc: TtpgraphError) -> str:
+    hint = f" (did you mean: {', '.join(exc.suggestions)}?)" if exc.suggestions else ""
+    private = f" ({' '.join(exc.private.split())[:300]})" if exc.private else ""
+    return exc.detail + private + hint
 
 
 _graph: Graph | None = None

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope, Send
 
 from queries.errors import TtpgraphError
-from queries.graph import neo4j_errors
+from queries.graph import domain_error
 
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://ttpgraph.dev/problems/"
@@ -161,7 +161,7 @@ def install_handlers(app: FastAPI) -> None:
     async def _neo4j(request: Request, exc: Exception):
         # Services that open sessions themselves (multi-statement writes) raise the driver's
         # errors; map them as Graph.read does.
-        mapped = map_neo4j_error(exc)
+        mapped = domain_error(exc)
         if mapped is None:
             return _server_error(request, exc)
         return await _domain(request, mapped)
@@ -169,16 +169,6 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception):
         return _server_error(request, exc)
-
-
-def map_neo4j_error(exc: Exception) -> TtpgraphError | None:
-    try:
-        with neo4j_errors():
-            raise exc
-    except TtpgraphError as mapped:
-        return mapped
-    except Exception:  # noqa: BLE001 - not one neo4j_errors knows
-        return None
 
 
 def _server_error(request: Request, exc: Exception):

@@ -56,6 +56,7 @@ from queries.intel import (
 from queries.limits import MAX_NESTING, check_nesting
 from queries.resolve import resolve_group
 
+from .locks import graph_lock
 from .sources import MAX_BUNDLE_BYTES, decode_bytes
 from .stix import BundleError
 
@@ -1506,7 +1507,8 @@ def import_intel_bytes(
             f"{name}: nothing to import (no intrusion set, campaign, software, report, indicator, "
             "observable, sighting or incident)"
         )
-    replaced = write_intel(graph, rows)
+    with graph_lock(graph, f"intel:{rows.source}", what=f"an import of {rows.source!r}"):
+        replaced = write_intel(graph, rows)
     return _result(rows, replaced, t0)
 
 

@@ -62,6 +62,7 @@ from queries.technique_index import (  # noqa: F401 - Resolution is part of this
 )
 
 from .inventory import STATUSES, ParsedInventory, normalize_technique_id, parse_inventory
+from .locks import graph_lock
 
 PARENT_MODES = ("partial", "full", "none")
 SUB_MODES = ("partial", "none")
@@ -274,10 +275,11 @@ def import_inventory(
         parsed = parse_inventory(fmt, path)
         t_parse = time.perf_counter()
         releases, index = pending.result()
-    result = import_parsed(
-        graph, parsed, name=name, options=opts, crosswalk=cw, source_label=source_label,
-        progress=say, _prefetched=(releases, index),
-    )  # fmt: skip
+    with graph_lock(graph, f"inventory:{name}", what=f"an import of inventory {name!r}"):
+        result = import_parsed(
+            graph, parsed, name=name, options=opts, crosswalk=cw, source_label=source_label,
+            progress=say, _prefetched=(releases, index),
+        )  # fmt: skip
     result.timings = {"parse": t_parse - t0, **result.timings}
     result.seconds = time.perf_counter() - t0
     result.summary["seconds"] = round(result.seconds, 3)

@@ -11,6 +11,7 @@ from queries.catalog import Q
 from queries.graph import Graph
 
 from . import sources
+from .locks import graph_lock
 from .stix import (
     DOMAIN_ALIASES,
     BundleError,
@@ -74,6 +75,12 @@ def prepare(
     if domain is not None and normalize_domain(domain) != found:
         raise BundleError(f"{fetched.source}: holds {found}, not {normalize_domain(domain)}")
     version = release or detect_release(fetched.objects, fetched.name_hint)
+    if not version:
+        # A release recorded as null would make every diff and layer version wrong.
+        raise BundleError(
+            f"{fetched.source}: no ATT&CK release in it (STIX 2.0 bundles carry none) nor in "
+            "its file name (like enterprise-attack-18.1.json): pass --release, e.g. --release 18.1"
+        )
     try:
         return to_rows(
             fetched.objects,
@@ -103,8 +110,21 @@ def load_bundle(
         release=release,
         known_ids=lambda: [r["stix_id"] for r in graph.read(Q.release_known_ids, limit=10_000_000)],
     )
-    found, version = rows.domain, rows.release
+    found = rows.domain
     t_rows = time.perf_counter()
+    with graph_lock(graph, f"load:{found}", what=f"a load of {found}"):
+        return _write(graph, fetched, rows, prog, t0, t_rows)
+
+
+def _write(
+    graph: Graph,
+    fetched: sources.FetchedBundle,
+    rows: GraphRows,
+    prog: Progress,
+    t0: float,
+    t_rows: float,
+) -> LoadResult:
+    found, version = rows.domain, rows.release
     ensure_schema(graph)
     t_schema = time.perf_counter()
     counts = rows.counts()

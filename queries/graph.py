@@ -166,6 +166,18 @@ def neo4j_errors() -> Iterator[None]:
         raise
 
 
+def domain_error(exc: Exception) -> TtpgraphError | None:
+    """The domain error a driver error maps to (503, 504), or None when it is not one
+    ``neo4j_errors`` knows."""
+    try:
+        with neo4j_errors():
+            raise exc
+    except TtpgraphError as mapped:
+        return mapped
+    except Exception:  # noqa: BLE001 - not one neo4j_errors knows
+        return None
+
+
 # Kept for modules written against the first version of this file.
 _unavailable = neo4j_errors
 
