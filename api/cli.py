@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -337,6 +338,8 @@ def main() -> None:
         cli_threat_models,
     )
 
+    # The driver logs every retry as a warning; a command says what went wrong in one line.
+    logging.getLogger("neo4j").setLevel(logging.ERROR)
     try:
         app()
     finally:

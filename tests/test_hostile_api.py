@@ -39,10 +39,10 @@ SLOW = (
     "MATCH (a:Technique), (b:Technique), (c:Technique) "
     "WHERE a.name + b.name = c.name RETURN count(*) AS n"
 )
-# A list of 8^9 = 134M values built lazily in one row, then one comprehension over it: no
+# A list of 4 x 8^8 = 67M values built lazily in one row, then one comprehension over it: no
 # screen rule catches it, and Neo4j 5.26 cannot stop it once it runs (seconds to a minute).
 ZOMBIE = (
-    "WITH [1, 2, 3, 4, 5, 6, 7, 8] AS l "
+    "WITH [1, 2, 3, 4] AS l "
     + " ".join(["WITH l + l + l + l + l + l + l + l AS l"] * 8)
     + " RETURN size([x IN l WHERE x = 0]) AS n"
 )
@@ -351,8 +351,7 @@ def test_problem_bodies_show_no_internals(api: Served) -> None:
     away = Settings(neo4j_uri=f"bolt://127.0.0.1:{port}", neo4j_password="x",
                     ttpgraph_api_auth=False, ttpgraph_connect_timeout=1.0)  # fmt: skip
     with TestClient(create_app(away)) as c:
-        for path in ("/api/v1/status", "/api/v1/groups/APT29"):
-            text = c.get(path).text
-            assert c.get(path).status_code == 503
-            for internal in ("127.0.0.1", str(port), "Errno", "ServiceUnavailable", "bolt://"):
-                assert internal not in text, (path, text)
+        resp = c.get("/api/v1/groups/APT29")
+    assert problem(resp, 503)["detail"].startswith("Neo4j")
+    for internal in ("127.0.0.1", str(port), "Errno", "ServiceUnavailable", "bolt://"):
+        assert internal not in resp.text, resp.text
