@@ -3,10 +3,12 @@ limits) and one response cache in front of every route, problem+json for every e
 
 Async design: the services in ``queries/`` are synchronous and shared with the CLI, so routes
 that call them are plain ``def`` routes that FastAPI runs in its thread pool over the pooled
-sync driver (``app.state.graph``). What the API does by itself — readiness, the response
-cache's data-version check and the read-only Cypher endpoint — runs on the event loop over the
-async driver (``app.state.agraph``). A cached answer (the common case: ATT&CK changes twice a
-year) therefore costs no thread at all, and concurrent requests share one version read.
+sync driver (``app.state.graph``). What the API does by itself — readiness and the response
+cache's data-version check — runs on the event loop over the async driver
+(``app.state.agraph``); the read-only Cypher endpoint runs in the worker's Cypher child process
+(``app.state.cypher_runner``, see api.cypher_runner). A cached answer (the common case:
+ATT&CK changes twice a year) therefore costs no thread at all, and concurrent requests share
+one version read.
 Each worker's connections come from ``TTPGRAPH_POOL_BUDGET`` split across
 ``TTPGRAPH_WORKERS``, and its thread pool is sized to its sync pool, so a thread never waits
 for a connection.

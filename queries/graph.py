@@ -2,7 +2,7 @@
 
 ``Graph`` (sync) serves the services, the CLI and the loader. ``AsyncGraph`` serves the HTTP
 API's own endpoints that never block a thread: readiness, the response cache's version check
-and the read-only Cypher endpoint (``run_read_only``), whose safety rules live here too.
+and the read-only Cypher endpoint (whose rules live in ``queries.user_cypher``).
 """
 
 from __future__ import annotations

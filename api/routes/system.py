@@ -17,7 +17,8 @@ router = APIRouter()
 
 
 @router.get("/health", tags=["system"], summary="The API process is up (no database check; open)")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
+    # On the event loop, not in the thread pool: busy service threads never delay it.
     return {"status": "ok"}
 
 
