@@ -13,8 +13,9 @@ What a hostile read key could do to Neo4j with one statement, and what stops it 
   Neo4j sees the text, the shapes that make either unbounded: too many relationship patterns or
   clauses (planning time grows faster than linearly with them), ``range()`` beyond
   ``MAX_RANGE`` values or with computed bounds, a list iteration (``[x IN ...]``, ``reduce``,
-  ``any/all/none/single``) inside another, and a ``reduce`` whose step uses its accumulator
-  twice (doubling). The screen is lexical, so it cannot see every way to make a huge list; what
+  ``any/all/none/single``) in the body of another (unless over ``labels()``, ``keys()``,
+  ``nodes()``, ``relationships()`` or a stored property), and a ``reduce`` whose step puts
+  its accumulator twice into its value (doubling). The screen is lexical, so it cannot see every way to make a huge list; what
   slips through still ends for the caller at the deadline, and its transaction is counted
   against the caller's concurrency slots for as long as Neo4j keeps it
   (``endpoint_transactions``), so one key can never hold more Neo4j threads than its slots.
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 APP = "ttpgraph-cypher-endpoint"
 # Limits of the text screen (docs/api.md lists them).
 MAX_QUERY_CHARS = 20_000
-MAX_RELATIONSHIP_PATTERNS = 12
+MAX_RELATIONSHIP_PATTERNS = 16
 MAX_CLAUSES = 40
 MAX_RANGE = 100_000
 MAX_PARAM_DEPTH = 32
@@ -157,9 +158,10 @@ def screen_text(query: str, params: Mapping[str, Any]) -> None:
         raise InvalidInput(f"query: longer than {MAX_QUERY_CHARS} characters")
     toks = tokens(query)
     rels = clauses = 0
-    # Open brackets; for each, the accumulator name when it opens a list iteration (or "" for
-    # an iteration without one), None for a plain bracket.
-    stack: list[str | None] = []
+    # Open brackets: whether each opens a list iteration, and whether its body (after ``|`` or
+    # WHERE, evaluated once per element) has begun. Only an iteration inside another's body
+    # multiplies; one in its source (``x IN reduce(...)``) runs once.
+    stack: list[list[bool]] = []
     for i, t in enumerate(toks):
         prev = toks[i - 1] if i else None
         nxt = toks[i + 1] if i + 1 < len(toks) else None
@@ -190,17 +192,20 @@ def screen_text(query: str, params: Mapping[str, Any]) -> None:
                 elif word in _QUANTIFIERS and after is not None and after.upper == "IN":
                     iteration = ""
             if iteration is not None:
-                if any(s is not None for s in stack):
+                if any(it and body for it, body in stack) and not _bounded_source(toks, i):
                     raise InvalidInput(
-                        f"query: a list iteration inside another (at character {t.pos}) is not "
-                        "served: Neo4j cannot stop it once it runs; UNWIND one of the lists "
-                        "instead"
+                        f"query: a list iteration inside another (at character {t.pos}) over "
+                        "anything but labels(), keys(), nodes(), relationships() or a stored "
+                        "property is not served: Neo4j cannot stop it once it runs; UNWIND one "
+                        "of the lists instead"
                     )
                 if iteration:
                     _screen_reduce(toks, i, iteration)
-            stack.append(iteration)
+            stack.append([iteration is not None, False])
         elif t.text in ")]}" and t.kind == "op" and stack:
             stack.pop()
+        elif stack and stack[-1][0] and (t.text == "|" or t.upper == "WHERE"):
+            stack[-1][1] = True
     if rels > MAX_RELATIONSHIP_PATTERNS:
         raise InvalidInput(
             f"query: {rels} relationship patterns; at most {MAX_RELATIONSHIP_PATTERNS} are "
@@ -229,18 +234,75 @@ def _screen_range(toks: list[Token], open_at: int, params: Mapping[str, Any]) ->
         raise InvalidInput(f"{where}: {count:,} values; at most {MAX_RANGE:,} are served")
 
 
+# Sources of a nested iteration that are as small as the graph's own data.
+_BOUNDED_FUNCTIONS = frozenset({"LABELS", "KEYS", "NODES", "RELATIONSHIPS"})
+_ITERATION_END = frozenset({"|", "WHERE", "]", ")"})
+
+
+def _bounded_source(toks: list[Token], open_at: int) -> bool:
+    """Whether the iteration opened at ``open_at`` runs over ``labels(x)``, ``keys(x)``,
+    ``nodes(p)``, ``relationships(p)`` or a stored property (``t.platforms``): lists the graph's
+    data bounds, unlike a computed or collected one."""
+    depth, i = 0, open_at
+    while i < len(toks):  # the iteration's own IN, outside nested brackets
+        t = toks[i]
+        if t.text in "([{" and t.kind == "op":
+            depth += 1
+        elif t.text in ")]}" and t.kind == "op":
+            depth -= 1
+            if depth == 0:
+                return False
+        elif depth == 1 and t.kind == "name" and t.upper == "IN":
+            break
+        i += 1
+    source: list[Token] = []
+    depth = 0
+    for t in toks[i + 1 :]:
+        if depth == 0 and (t.upper in _ITERATION_END if t.kind == "name" else t.text in
+                           _ITERATION_END):  # fmt: skip
+            break
+        if t.text in "([{" and t.kind == "op":
+            depth += 1
+        elif t.text in ")]}" and t.kind == "op":
+            depth -= 1
+        source.append(t)
+    words = [t.text for t in source]
+    if len(source) == 4 and source[0].upper in _BOUNDED_FUNCTIONS:
+        return words[1] == "(" and words[3] == ")" and source[2].kind == "name"
+    return (
+        len(source) == 3
+        and source[0].kind == "name"
+        and words[1] == "."
+        and (source[2].kind == "name")
+    )
+
+
+_CASE_SPLIT = frozenset({"CASE", "WHEN", "THEN", "ELSE", "END"})
+
+
 def _screen_reduce(toks: list[Token], open_at: int, accumulator: str) -> None:
-    """A step that uses the accumulator twice (``s + s``) doubles it on every element."""
+    """A step whose value holds the accumulator twice (``s + s``, ``[l, l]``) doubles it on
+    every element. Uses after ``IN`` (a membership test) do not grow it, and the branches of a
+    CASE are alternatives, so each is counted on its own."""
     args, _ = _call_args(toks, open_at)
     body = [t for a in args for t in a]
     bar = next((k for k, t in enumerate(body) if t.text == "|"), None)
     if bar is None:
         return
-    uses = sum(1 for t in body[bar + 1 :] if t.kind == "name" and t.text == accumulator)
-    if uses > 1:
+    uses, worst = 0, 0
+    prev: Token | None = None
+    for t in body[bar + 1 :]:
+        if t.kind == "name" and t.upper in _CASE_SPLIT:
+            uses = 0
+        elif t.kind == "name" and t.text == accumulator and not (prev and prev.upper == "IN"):
+            uses += 1
+            worst = max(worst, uses)
+        prev = t
+    if worst > 1:
         raise InvalidInput(
-            f"query: reduce() at character {toks[open_at].pos} uses its accumulator "
-            f"{accumulator!r} {uses} times in one step (it can grow exponentially); not served"
+            f"query: reduce() at character {toks[open_at].pos} puts its accumulator "
+            f"{accumulator!r} {worst} times into one step's value (it can grow exponentially); "
+            "not served"
         )
 
 
