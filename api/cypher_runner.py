@@ -162,7 +162,8 @@ class CypherRunner:
         except (TimeoutError, ConnectionError):
             # The child missed its own deadline: its event loop is stuck. Kill it (its
             # connections close, Neo4j ends their transactions); the next request starts anew.
-            log.error("the Cypher runner missed a deadline; restarting it")
+            if self._proc is proc:  # the first request to notice says it, once
+                log.error("the Cypher runner missed a deadline; restarting it")
             self._pending.pop(rid, None)
             self._fail_pending(proc)
             raise QueryTimeout(

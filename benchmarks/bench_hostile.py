@@ -172,6 +172,7 @@ def hostile_round(base: str, keys: list[str], mix: list[str], timeout: float) ->
 
 
 def parser_figures() -> None:
+    from loader.inventory import parse_inventory
     from queries import layers as L
 
     def layer_text(n: int) -> str:
@@ -182,17 +183,29 @@ def parser_figures() -> None:
         return json.dumps({"name": "h", "domain": "enterprise-attack", "techniques": techs,
                            "versions": {"layer": "4.5", "attack": "18"}})  # fmt: skip
 
+    def csv_rows(n: int) -> str:  # one rule id repeated, each row its own technique id
+        ids = (f"T{1000 + i % 9000}.{i // 9000 + 1:03d}" for i in range(n))
+        return "rule_id,name,technique\n" + "".join(f"r1,one,{t}\n" for t in ids)
+
+    def parse_csv_text(text: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "rules.csv"
+            path.write_text(text)
+            parse_inventory("csv", path)
+
     print("\nParsers on hostile files (n and 4n entries; linear => ratio ~4):")
-    for label, make, run in [
-        ("layer with repeats (the issue: 16k in 19.7 s)", layer_text, L.read_layer),
-    ]:
+    for label, make, run, n in [
+        ("layer with repeats (the issue: 16k in 19.7 s)", layer_text, L.read_layer, 4_000),
+        ("CSV inventory, one rule id in every row (30k: 413 s before)", csv_rows,
+         parse_csv_text, 15_000),
+    ]:  # fmt: skip
         times = []
-        for n in (4_000, 16_000):
-            text = make(n)
+        for size in (n, 4 * n):
+            text = make(size)
             t0 = time.perf_counter()
             run(text)
             times.append(time.perf_counter() - t0)
-        print(f"  {label}: n=4000 {times[0]:.3f} s, 4n=16000 {times[1]:.3f} s, "
+        print(f"  {label}: n={n} {times[0]:.3f} s, 4n={4 * n} {times[1]:.3f} s, "
               f"ratio {times[1] / times[0]:.1f}  [load {load_average()}]")  # fmt: skip
 
 

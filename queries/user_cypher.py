@@ -15,10 +15,11 @@ What a hostile read key could do to Neo4j with one statement, and what stops it 
   ``MAX_RANGE`` values or with computed bounds, a list iteration (``[x IN ...]``, ``reduce``,
   ``any/all/none/single``) in the body of another (unless over ``labels()``, ``keys()``,
   ``nodes()``, ``relationships()`` or a stored property), and a ``reduce`` whose step puts
-  its accumulator twice into its value (doubling). The screen is lexical, so it cannot see every way to make a huge list; what
-  slips through still ends for the caller at the deadline, and its transaction is counted
-  against the caller's concurrency slots for as long as Neo4j keeps it
-  (``endpoint_transactions``), so one key can never hold more Neo4j threads than its slots.
+  its accumulator twice into its value (doubling). The screen is lexical, so it cannot see
+  every way to make a huge list; what slips through still ends for the caller at the
+  deadline, and its transaction is counted against the caller's concurrency slots for as long
+  as Neo4j keeps it (``endpoint_transactions``), so one key can never hold more Neo4j threads
+  than its slots.
 - **Huge answers** — at most ``max_rows`` rows and ``max_bytes`` bytes of JSON, counted row by
   row as they arrive (small fetches), so an answer is refused (``AnswerTooLarge``) before it is
   held whole.

@@ -116,6 +116,17 @@ def test_a_layer_with_thousands_of_repeats_is_read_in_one_pass() -> None:
     assert len(inv.rules[0].raw_tags) == 40_001  # T1059 and 40,000 distinct tactics
 
 
+def test_rows_repeating_one_rule_id_merge_in_one_pass(tmp_path: Path) -> None:
+    """60,000 CSV rows of one rule, each with its own technique id: one rule holding them all,
+    each tag once (merging used to scan the merged tag list per row)."""
+    ids = [f"T{1000 + i % 9000}.{i // 9000 + 1:03d}" for i in range(60_000)]
+    path = tmp_path / "rules.csv"
+    path.write_text("rule_id,name,technique\n" + "".join(f"r1,one,{t}\n" for t in ids))
+    inv = parse_inventory("csv", path)
+    assert len(inv.rules) == 1
+    assert inv.rules[0].raw_tags == ids and inv.rules[0].techniques == sorted(set(ids))
+
+
 def test_a_layer_nested_50k_deep_is_a_422_and_one_cli_line(
     client: TestClient, settings: Settings, tmp_path: Path
 ) -> None:
