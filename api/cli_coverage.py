@@ -225,12 +225,12 @@ def inventory_show(
                 "name": r.name,
                 "status": r.status,
                 "file": r.file,
-                "covers": [c.technique_id + ("~" if c.partial else "") for c in r.covers],
+                "covers": [c.technique_id + ("" if c.via == "tag" else "*") for c in r.covers],
                 "unknown": r.unknown_ids,
             }
             for r in found
         ]
-        emit(found, fmt, rows=rows, title=f"Rules of {name} (~ partial)")
+        emit(found, fmt, rows=rows, title=f"Rules of {name} (* via a revoked id or the crosswalk)")
         return
     info = run(lambda g: C.inventory_info(g, inventory=name))
     if fmt == Format.json:
