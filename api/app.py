@@ -33,6 +33,7 @@ from .routes import (
     actors,
     coverage,
     cypher,
+    docs,
     intel,
     layers,
     overlap,
@@ -43,6 +44,7 @@ from .routes import (
 
 ROUTERS = [
     system.router,
+    docs.router,
     actors.router,
     coverage.router,
     layers.router,
@@ -100,6 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "next page in `Link` / `X-Next-Cursor`. GET answers carry an `ETag`."
         ),
         lifespan=lifespan,
+        # /docs and /redoc come from routes/docs.py, with their assets served locally.
+        docs_url=None,
+        redoc_url=None,
     )
     install_handlers(app)
     for router in ROUTERS:

@@ -108,9 +108,11 @@ def test_cli_lists_the_rules(soc: str, settings: Settings) -> None:
     )
     assert one.returncode == 0, one.stderr
     want = {k for k, r in expected_rules().items() if "T1566.001" in r["covers"]}
-    assert {r["rule_id"] for r in json.loads(one.stdout)} == want == {
-        "6f0c6a8e-1d2b-4a57-9a55-2b8e1c0d7a02"
-    }
+    assert (
+        {r["rule_id"] for r in json.loads(one.stdout)}
+        == want
+        == {"6f0c6a8e-1d2b-4a57-9a55-2b8e1c0d7a02"}
+    )
 
 
 def test_api_lists_the_rules(soc: str, settings: Settings) -> None:
