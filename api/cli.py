@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loader import neo4j_server as srv
@@ -23,11 +24,9 @@ from queries.errors import TtpgraphError
 from queries.graph import Graph
 from queries.settings import get_settings, settings_file, write_settings_file
 
-from .output import Format, emit
+from . import output
+from .output import Format, bold, emit, err, out, step, styled
 from .serve import serve as serve_command
-
-err = Console(stderr=True)
-out = Console()
 
 app = typer.Typer(
     name="ttpgraph",
@@ -37,6 +36,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 neo4j_app = typer.Typer(help="Run Neo4j Community from Maven Central, without Docker.")
+
+
+@app.callback()
+def root(
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="Tables with every column and every cell in full (may also follow the command).",
+        ),
+    ] = False,
+) -> None:
+    """MITRE ATT&CK as a Neo4j graph, for threat-informed defense."""
+    if wide:
+        output.WIDE = True
+
+
 app.add_typer(neo4j_app, name="neo4j")
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -44,7 +60,7 @@ T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(styled(("error:", "bold red"), " ", message), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -97,7 +113,7 @@ HttpOpt = Annotated[int, typer.Option(help="HTTP port on 127.0.0.1 (Neo4j Browse
 def neo4j_install(home: HomeOpt = None) -> None:
     """Fetch Neo4j Community and Neo4j Browser from Maven Central into the cache folder."""
     cfg = server_config(home)
-    with user_errors(), err.status(f"resolving Neo4j {srv.NEO4J_VERSION} with Maven..."):
+    with user_errors(), step(f"resolving Neo4j {srv.NEO4J_VERSION} with Maven..."):
         lib = srv.install(cfg)
     out.print(f"Neo4j {srv.NEO4J_VERSION} installed in {lib}")
 
@@ -111,7 +127,7 @@ def neo4j_start(
 ) -> None:
     """Start Neo4j in the background (reusing a running one) and remember its credentials."""
     cfg = server_config(home, bolt_port, http_port)
-    with user_errors(), err.status("starting Neo4j..."):
+    with user_errors(), step("starting Neo4j..."):
         if not srv.is_installed(cfg):
             srv.install(cfg)
         res = srv.start(cfg, timeout=timeout)
@@ -144,11 +160,24 @@ def neo4j_status(home: HomeOpt = None, bolt_port: BoltOpt = 7687, fmt: FormatOpt
 
 
 class RichProgress(LoadProgress):
+    """A progress bar on a terminal; elsewhere (a log, CI, a pipe) plain lines on stderr at the
+    start, every quarter and the end."""
+
     def __init__(self) -> None:
         self.bar: Progress | None = None
         self.task: Any = None
+        self.label = ""
+        self.total = 0
+        self.seen = 0
+        self.said = 0
+        self.t0 = 0.0
 
     def start(self, label: str, total: int) -> None:
+        self.label, self.total, self.seen, self.said = label, total, 0, 0
+        self.t0 = time.monotonic()
+        if not err.is_terminal and os.environ.get("TTPGRAPH_PROGRESS") != "1":
+            err.print(f"{label}: {total} to write")
+            return
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -156,18 +185,27 @@ class RichProgress(LoadProgress):
             TimeElapsedColumn(),
             console=err,
             transient=False,
-            disable=not err.is_terminal and os.environ.get("TTPGRAPH_PROGRESS") != "1",
         )
         self.bar.start()
         self.task = self.bar.add_task(label, total=total)
 
     def advance(self, n: int) -> None:
+        self.seen += n
         if self.bar is not None:
             self.bar.advance(self.task, n)
+            return
+        quarter = 4 * self.seen // max(1, self.total)
+        if 0 < quarter < 4 and quarter > self.said:
+            self.said = quarter
+            took = time.monotonic() - self.t0
+            err.print(f"{self.label}: {self.seen}/{self.total} ({took:.1f} s)")
 
     def done(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
+        else:
+            err.print(f"{self.label}: done in {time.monotonic() - self.t0:.1f} s")
 
 
 @app.command()
@@ -287,7 +325,7 @@ def up(
             load_source(graph(), "taxii", progress=RichProgress(), on_fetch=lambda m: err.print(m))
     status(Format.table)
     out.print()
-    out.print("[bold]Where to look[/]")
+    out.print(bold("Where to look"))
     out.print("  Neo4j Browser: http://127.0.0.1:7474/browser/")
     out.print(f"    user neo4j, password in {settings_file()}")
     out.print(f"  API docs:      http://127.0.0.1:{port}/docs")
@@ -320,8 +358,13 @@ def main() -> None:
         cli_threat_models,
     )
 
+    # --wide is the root's option; accept it after the command too (`ttpgraph status --wide`).
+    args = sys.argv[1:]
+    if "--wide" in args[1:] and "--" not in args[: args.index("--wide")]:
+        args.remove("--wide")
+        args.insert(0, "--wide")
     try:
-        app()
+        app(args=args)
     finally:
         if _graph is not None:
             _graph.close()

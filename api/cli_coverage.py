@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from loader.atomic import find_atomics_dir, read_index
 from loader.inventory import PARSERS, STATUSES
@@ -29,7 +28,7 @@ from queries import coverage as C
 from queries import plans as P
 
 from .cli import FormatOpt, app, err, out, run, user_errors
-from .output import Format, emit, to_jsonable
+from .output import Format, bold, emit, step, styled, to_jsonable
 
 inventory_app = typer.Typer(help="Detection-rule inventories: import, list, show, delete.")
 app.add_typer(inventory_app, name="inventory")
@@ -142,7 +141,7 @@ def inventory_import(
         subtechnique_coverage=subtechnique_coverage.value,
         replace=replace,
     )
-    with err.status(f"importing {kind.value} rules from {path}...") as status:
+    with step(f"importing {kind.value} rules from {path}...") as update:
         result = run(
             lambda g: import_inventory(
                 g,
@@ -151,7 +150,7 @@ def inventory_import(
                 name=name,
                 options=opts,
                 crosswalk=crosswalk,
-                progress=lambda m: status.update(m),
+                progress=update,
             )
         )
     s = result.summary
@@ -179,7 +178,7 @@ def inventory_import(
     emit(s, fmt, rows=rows, columns=["what", "value"], title=f"Inventory {s['name']}")
     if fmt == Format.table:
         for issue in s["issues"][:10]:
-            err.print(f"[yellow]not read:[/] {issue['file']}: {issue['message']}", highlight=False)
+            err.print(styled(("not read:", "yellow"), f" {issue['file']}: {issue['message']}"))
 
 
 def _ids(items: list[dict[str, Any]], *, arrow: bool = False) -> str:
@@ -240,7 +239,7 @@ def inventory_show(
     rows = [{"what": k, "value": v} for k, v in s.items() if k not in ("issues", "notes")]
     emit(info, fmt, rows=rows, columns=["what", "value"], title=f"Inventory {name}")
     if info.stale and fmt == Format.table:
-        err.print("[yellow]ATT&CK was reloaded since this import: re-import to re-resolve.[/]")
+        err.print("ATT&CK was reloaded since this import: re-import to re-resolve.", style="yellow")
 
 
 @inventory_app.command("delete")
@@ -278,7 +277,7 @@ def inventory_coverage(
     ]
     if fmt == Format.table:
         out.print(
-            f"[bold]{escape(name)}[/]: {cov.covered} techniques covered, {cov.partial} partially"
+            styled(bold(name), f": {cov.covered} techniques covered, {cov.partial} partially")
         )
     emit(cov, fmt, rows=rows, title="Coverage")
 
@@ -325,19 +324,19 @@ def print_gaps(ga: C.GapAnalysis, fmt: Format, *, limit: int, show_all: bool) ->
     ]
     if fmt == Format.table:
         names = ", ".join(f"{a.name} ({a.group_id})" for a in ga.actors)
-        out.print(f"[bold]{escape(names)}[/] against inventory [bold]{escape(ga.inventory)}[/]")
+        out.print(styled(bold(names), " against inventory ", bold(ga.inventory)))
         out.print(
             f"{ga.total} techniques: {ga.covered} covered ({ga.coverage_pct:g}%), "
             f"{ga.gaps} gaps, {ga.partial} partially covered"
         )
         multi = len({t.domain for t in ga.tactics if t.total}) > 1
         shown = [t for t in ga.tactics if t.total or not multi]
-        out.print("\n".join(C.tactic_bar_lines(shown, with_domain=multi)), highlight=False)
+        out.print("\n".join(C.tactic_bar_lines(shown, with_domain=multi)))
     emit(ga, fmt, rows=rows, title="Gaps by priority" if not show_all else "Techniques")
     if fmt == Format.table:
         for t in chosen[: min(limit, 5)]:
-            out.print(f"[bold]{t.technique_id} {t.name}[/] (priority {t.priority:g})")
-            out.print("\n".join(f"  - {r}" for r in t.reasons), highlight=False)
+            out.print(styled(bold(f"{t.technique_id} {t.name}"), f" (priority {t.priority:g})"))
+            out.print("\n".join(f"  - {r}" for r in t.reasons))
 
 
 @app.command()

@@ -34,7 +34,7 @@ from queries import coverage as C
 from queries import plans as P
 from queries.errors import InvalidInput, NotFound
 
-from ..deps import GraphDep
+from ..deps import ActorList, GraphDep
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"], responses=PROBLEM_RESPONSES)
@@ -97,14 +97,7 @@ class ThreatModel:
 
     def __init__(
         self,
-        actor: Annotated[
-            list[str],
-            Query(
-                description="ATT&CK id, name or alias; repeat for each; NAME=WEIGHT for a weight",
-                min_length=1,
-                max_length=C.MAX_ACTORS,
-            ),
-        ],
+        actor: ActorList,
         inventory: Annotated[str, Query(min_length=1, max_length=100)],
         platform: Annotated[
             list[str] | None, Query(description="e.g. Windows, Linux (repeat)")
