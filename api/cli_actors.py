@@ -123,7 +123,10 @@ def compare(
     domain: DomainOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Techniques common to all, unique to each, k of N, and pairwise Jaccard."""
+    """Techniques common to all, unique to each, k of N, and pairwise Jaccard.
+
+    --format csv: the techniques (a column per actor, "APT29 (G0016)"), a blank line, then the
+    Jaccard matrix."""
     c = run(
         lambda g: actors.compare_groups(g, groups=groups, include_software=software, domain=domain)
     )
@@ -131,9 +134,11 @@ def compare(
         emit(c, fmt)
         return
     ids = [a.group_id for a in c.actors]
+    # Columns named "APT29 (G0016)": ids alone say little in a spreadsheet.
+    label = {a.group_id: f"{a.name} ({a.group_id})" for a in c.actors}
     rows = [
         {"technique_id": t.technique_id, "name": t.name, "k_of_n": f"{t.count}/{t.of}",
-         **{g: ",".join(k.value for k in t.actors.get(g, [])) for g in ids}}
+         **{label[g]: ",".join(k.value for k in t.actors.get(g, [])) for g in ids}}
         for t in c.techniques
     ]  # fmt: skip
     if fmt == Format.table:
@@ -143,11 +148,15 @@ def compare(
         out.print(bold(names))
         out.print(f"common to all: {len(c.common)}; unique: " + ", ".join(
             f"{g} {len(u)}" for g, u in c.unique.items()))  # fmt: skip
-    emit(c, fmt, rows=rows, title="Techniques")
-    if fmt == Format.table:
-        matrix = [{"": a, **{b: c.jaccard_matrix[i][j] for j, b in enumerate(ids)}}
-                  for i, a in enumerate(ids)]  # fmt: skip
-        emit(c, fmt, rows=matrix, title="Jaccard")
+    emit(c, fmt, rows=rows, title="Techniques", columns=["technique_id", "name", "k_of_n",
+                                                          *label.values()])  # fmt: skip
+    # The table shows ids (narrow); a CSV, after a blank line, the matrix with names.
+    head = label if fmt == Format.csv else {g: g for g in ids}
+    matrix = [{"jaccard": head[a], **{head[b]: c.jaccard_matrix[i][j] for j, b in enumerate(ids)}}
+              for i, a in enumerate(ids)]  # fmt: skip
+    if fmt == Format.csv:
+        out.file.write("\n")
+    emit(c, fmt, rows=matrix, title="Jaccard")
 
 
 @app.command()

@@ -323,7 +323,7 @@ def print_gaps(ga: C.GapAnalysis, fmt: Format, *, limit: int, show_all: bool) ->
         for i, t in enumerate(chosen[:limit])
     ]
     if fmt == Format.table:
-        names = ", ".join(f"{a.name} ({a.group_id})" for a in ga.actors)
+        names = ", ".join(P.actor_label(a) for a in ga.actors)  # with weights
         out.print(styled(bold(names), " against inventory ", bold(ga.inventory)))
         out.print(
             f"{ga.total} techniques: {ga.covered} covered ({ga.coverage_pct:g}%), "
