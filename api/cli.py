@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from loader import neo4j_server as srv
 from loader.load import Progress as LoadProgress
@@ -22,7 +24,7 @@ from loader.stix import BundleError
 from queries import status as status_service
 from queries.errors import TtpgraphError
 from queries.graph import Graph
-from queries.settings import get_settings, settings_file, write_settings_file
+from queries.settings import cache_dir, get_settings, settings_file, write_settings_file
 
 from . import output
 from .output import Format, bold, emit, err, out, step, styled
@@ -137,7 +139,18 @@ def neo4j_start(
     what = "already running" if res.reused else f"started in {res.seconds:.1f} s"
     out.print(f"Neo4j {srv.NEO4J_VERSION} {what} (pid {res.pid})")
     out.print(f"  Bolt:    {res.bolt_uri}")
-    out.print(f"  Browser: {res.browser_url}  (user neo4j, password in {path})")
+    out.print(f"  Browser: {cfg.browser_connect_url}")
+    out.print(f"           user neo4j; password: ttpgraph neo4j password (kept in {path})")
+
+
+@neo4j_app.command("password")
+def neo4j_password() -> None:
+    """Print the Neo4j password ttpgraph uses (NEO4J_PASSWORD, else the settings file), to paste
+    into Neo4j Browser's connect form."""
+    password = get_settings().neo4j_password
+    if not password:
+        raise fail(f"no Neo4j password known yet: run 'ttpgraph neo4j start' ({settings_file()})")
+    sys.stdout.write(password + "\n")
 
 
 @neo4j_app.command("stop")
@@ -324,20 +337,86 @@ def up(
         else:
             load_source(graph(), "taxii", progress=RichProgress(), on_fetch=lambda m: err.print(m))
     status(Format.table)
-    out.print()
-    out.print(bold("Where to look"))
-    out.print("  Neo4j Browser: http://127.0.0.1:7474/browser/")
-    out.print(f"    user neo4j, password in {settings_file()}")
-    out.print(f"  API docs:      http://127.0.0.1:{port}/docs")
-    out.print("  A first query (paste in Neo4j Browser):")
-    out.print(
-        "    MATCH (g:Group {attack_id: 'G0016'})-[u:USES]->(t:Technique)"
-        "-[:IN_TACTIC]->(ta:Tactic) RETURN g, t, ta LIMIT 50"
-    )
+    for line in where_to_look(server_config(), port, serving=serve_api):
+        out.print(line)
     if serve_api:
         # A first, local run: loopback only, so no API key is needed; for anything else use
         # `ttpgraph serve` (keys on by default) and `ttpgraph apikey create`.
-        serve_command(host="127.0.0.1", port=port, workers=1, auth=False, pool_budget=None)
+        API_PID.parent.mkdir(parents=True, exist_ok=True)
+        API_PID.write_text(str(os.getpid()))
+        try:
+            serve_command(host="127.0.0.1", port=port, workers=1, auth=False, pool_budget=None)
+        finally:
+            API_PID.unlink(missing_ok=True)
+
+
+# The API that `up` serves in the foreground, for `down` to stop from another terminal.
+API_PID = cache_dir() / "ttpgraph-api.pid"
+
+
+def where_to_look(cfg: srv.ServerConfig, port: int, *, serving: bool) -> list[str | Text]:
+    """What `up` prints last: every place to look, the password, a first query, how to stop."""
+    api = f"http://127.0.0.1:{port}"
+    lines: list[str | Text] = [
+        "",
+        bold("Where to look"),
+        f"  Neo4j Browser:   {cfg.browser_connect_url}",
+        "                   user neo4j; the password: ttpgraph neo4j password",
+    ]
+    if serving:
+        lines += [
+            f"  API docs:        {api}/docs  (also {api}/redoc)",
+            f"  Actor overlap:   {api}/ui/",
+        ]
+        if has_matrix_page():
+            lines.append(f"  ATT&CK matrix:   {api}/ui/matrix")
+        lines.append(f"  Browser style:   :style {api}/ui/ttpgraph.grass  (paste in Neo4j Browser)")
+    lines += [
+        "  A first query (paste in Neo4j Browser):",
+        "    MATCH (g:Group {attack_id: 'G0016'})-[u:USES]->(t:Technique)"
+        "-[:IN_TACTIC]->(ta:Tactic) RETURN g, t, ta LIMIT 50",
+        "",
+        bold("To stop"),
+        "  Ctrl-C stops the API; 'ttpgraph down' (from any terminal) stops the API and Neo4j."
+        if serving
+        else "  'ttpgraph down' stops Neo4j.",
+    ]
+    return lines
+
+
+def has_matrix_page() -> bool:
+    """Whether this build serves the ATT&CK matrix page at /ui/matrix."""
+    static = Path(__file__).resolve().parent / "static" / "ui"
+    if any((static / name).is_file() for name in ("matrix.html", "matrix/index.html")):
+        return True
+    from .app import ROUTERS
+
+    return any(
+        getattr(r, "path", "").startswith("/ui/matrix") for router in ROUTERS for r in router.routes
+    )
+
+
+@app.command()
+def down(
+    home: HomeOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the API to stop.")] = 30.0,
+) -> None:
+    """Stop what `ttpgraph up` started: the API it serves and Neo4j."""
+    try:
+        pid = int(API_PID.read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    if pid and pid != os.getpid() and srv.pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while srv.pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        gone = not srv.pid_alive(pid)
+        out.print(f"API stopped (pid {pid})" if gone else f"API (pid {pid}) is still up")
+    else:
+        out.print("the API of 'ttpgraph up' was not running")
+    API_PID.unlink(missing_ok=True)
+    neo4j_stop(home=home)
 
 
 def _release_key(path: Path) -> tuple[int, ...]:

@@ -85,6 +85,8 @@ def deliver(
         return
     files: list[dict[str, Any]] = []
     with user_errors(), writable():
+        if svg is not None or xlsx is not None:
+            S.require_renderer()  # before writing anything
         if output is not None:
             output.write_text(L.dump_layer(export.layer), encoding="utf-8")
             files.append({"file": str(output), "format": "json", "messages": []})
