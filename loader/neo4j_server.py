@@ -175,7 +175,7 @@ def neo4j_conf(cfg: ServerConfig) -> str:
             # http://127.0.0.1:8000/ui/ttpgraph.grass, guides) only from this machine.
             "dbms.usage_report.enabled=false",
             "client.allow_telemetry=false",
-            "browser.remote_content_hostname_allowlist=localhost,127.0.0.1",
+            "browser.remote_content_hostname_whitelist=localhost,127.0.0.1",
             "",
         ]
     )
