@@ -64,7 +64,6 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os.environ.update(request["env"])
         sys.argv = ["ttpgraph", *request["argv"]]
         sys.modules["__main__"].__package__ = None  # click names the program from argv[0]
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the command waits for its own children
         from api.cli import main
 
