@@ -139,8 +139,10 @@ def neo4j_start(
     what = "already running" if res.reused else f"started in {res.seconds:.1f} s"
     out.print(f"Neo4j {srv.NEO4J_VERSION} {what} (pid {res.pid})")
     out.print(f"  Bolt:    {res.bolt_uri}")
-    out.print(f"  Browser: {cfg.browser_connect_url}")
-    out.print(f"           user neo4j; password: ttpgraph neo4j password (kept in {path})")
+    # URLs and paths whole on one line (the terminal wraps them; copying keeps them intact).
+    out.print(f"  Browser: {cfg.browser_connect_url}", soft_wrap=True)
+    out.print(f"           user neo4j; password: ttpgraph neo4j password (kept in {path})",
+              soft_wrap=True)  # fmt: skip
 
 
 @neo4j_app.command("password")
@@ -338,7 +340,7 @@ def up(
             load_source(graph(), "taxii", progress=RichProgress(), on_fetch=lambda m: err.print(m))
     status(Format.table)
     for line in where_to_look(server_config(), port, serving=serve_api):
-        out.print(line)
+        out.print(line, soft_wrap=True)  # URLs whole, for copying
     if serve_api:
         # A first, local run: loopback only, so no API key is needed; for anything else use
         # `ttpgraph serve` (keys on by default) and `ttpgraph apikey create`.
