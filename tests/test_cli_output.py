@@ -59,7 +59,7 @@ def test_first_query_and_hints_print_as_written() -> None:
 
     with out.capture() as captured:
         for line in where_to_look(ServerConfig(), 8000, serving=True):
-            out.print(line)
+            out.print(line, soft_wrap=True)
     text = captured.get()
     assert "-[u:USES]->(t:Technique)-[:IN_TACTIC]->(ta:Tactic)" in text
     for place in ("/browser/?connectURL=", ":8000/docs", ":8000/redoc", ":8000/ui/"):
