@@ -362,24 +362,26 @@ def where_to_look(cfg: srv.ServerConfig, port: int, *, serving: bool) -> list[st
     lines: list[str | Text] = [
         "",
         bold("Where to look"),
-        f"  Neo4j Browser:   {cfg.browser_connect_url}",
-        "                   user neo4j; the password: ttpgraph neo4j password",
+        "  Neo4j Browser (user neo4j; the password: ttpgraph neo4j password):",
+        f"    {cfg.browser_connect_url}",
     ]
     if serving:
         lines += [
-            f"  API docs:        {api}/docs  (also {api}/redoc)",
-            f"  Actor overlap:   {api}/ui/",
+            "  API docs:",
+            f"    {api}/docs  and  {api}/redoc",
+            "  Actor overlap page:",
+            f"    {api}/ui/",
         ]
         if has_matrix_page():
-            lines.append(f"  ATT&CK matrix:   {api}/ui/matrix")
-        lines.append(f"  Browser style:   :style {api}/ui/ttpgraph.grass  (paste in Neo4j Browser)")
+            lines += ["  ATT&CK matrix page:", f"    {api}/ui/matrix"]
+        lines += ["  Style for Neo4j Browser (paste there):", f"    :style {api}/ui/ttpgraph.grass"]
     lines += [
         "  A first query (paste in Neo4j Browser):",
         "    MATCH (g:Group {attack_id: 'G0016'})-[u:USES]->(t:Technique)"
         "-[:IN_TACTIC]->(ta:Tactic) RETURN g, t, ta LIMIT 50",
         "",
         bold("To stop"),
-        "  Ctrl-C stops the API; 'ttpgraph down' (from any terminal) stops the API and Neo4j."
+        "  Ctrl-C stops the API; 'ttpgraph down' (any terminal) stops the API and Neo4j."
         if serving
         else "  'ttpgraph down' stops Neo4j.",
     ]
