@@ -132,7 +132,8 @@ def test_actor_lists_are_taken_one_way(client: TestClient, url: str, extra: dict
     problem = many.json()
     assert many.status_code == 422, many.text
     assert problem["type"] == TYPES + "invalidinput"
-    assert problem["detail"].startswith("actor")
+    assert problem["detail"].startswith("query.actor")
+    assert problem["errors"][0]["loc"] == ["query", "actor"]
 
 
 def test_the_older_actors_spelling_still_works(client: TestClient) -> None:

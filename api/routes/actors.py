@@ -9,10 +9,9 @@ from pydantic import BaseModel
 
 from queries import actors
 from queries.actors import PathKind
-from queries.errors import InvalidInput
 from queries.resolve import resolve_group, resolve_software, resolve_technique
 
-from ..deps import ActorList, CursorQuery, GraphDep, paginate
+from ..deps import ActorList, CursorQuery, GraphDep, actor_error, paginate
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["actors"], responses=PROBLEM_RESPONSES)
@@ -113,7 +112,7 @@ def compare(
     domain: Domain = None,
 ) -> actors.Comparison:
     if len(actor) < 2:
-        raise InvalidInput(f"actor: compare needs 2 to {actors.MAX_ACTORS}, got {len(actor)}")
+        raise actor_error(f"compare needs 2 to {actors.MAX_ACTORS} actors, got 1", "too_short")
     return actors.compare_groups(
         graph, groups=actor, include_software=include_software, domain=domain
     )
