@@ -371,20 +371,26 @@ def telemetry(
             "rank": s.rank,
             "source": s.source,
             "gain": f"+{s.gain}",
-            "coverage": f"{s.coverage_before:g}% -> {s.coverage_after:g}%",
+            "coverage": f"{s.coverage_before:.1f}% -> {s.coverage_after:.1f}%",
             "techniques": s.techniques_gained,
             "analytics": sorted({a.analytic_id for a in s.analytics}),
         }
         for s in plan.steps
     ]
     if fmt == Format.table:
+        # One decimal, as `plan` prints its figures; and say what the figure counts: the
+        # gaps this telemetry can show (the plan's target also counts gaps without telemetry).
         out.print(
-            f"{plan.gaps} gaps; {plan.reachable} can be seen by some ATT&CK telemetry; "
-            f"coverage {plan.coverage_pct:g}% -> {plan.final_coverage_pct:g}% after these steps"
+            f"{plan.gaps} gaps; {plan.reachable} can be seen by some ATT&CK telemetry. Coverage "
+            f"{plan.coverage_pct:.1f}% now, {plan.final_coverage_pct:.1f}% once rules use the "
+            "telemetry below"
         )
     emit(plan, fmt, rows=rows, title=f"Collect first ({plan.level.value})")
     if fmt == Format.table and plan.unreachable:
-        out.print("no ATT&CK telemetry known for: " + ", ".join(plan.unreachable))
+        out.print(
+            f"no ATT&CK telemetry known for {len(plan.unreachable)} gaps (not counted above; "
+            "`plan` lists them too): " + ", ".join(plan.unreachable)
+        )
 
 
 @app.command()
