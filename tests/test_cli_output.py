@@ -37,8 +37,8 @@ def cli(
         NEO4J_PASSWORD=settings.neo4j_password,
         COLUMNS=str(columns),
         PYTHONPATH=str(REPO),
-        **(env or {}),
     )
+    full.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "api.cli", *args],
         capture_output=True, text=True, env=full, timeout=300, cwd=cwd or REPO,
