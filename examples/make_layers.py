@@ -28,7 +28,9 @@ def atomic_counts(atomics: Path) -> dict[str, int]:
     for path in sorted(atomics.glob("T*/T*.yaml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         tests = [
-            t for t in doc.get("atomic_tests") or [] if "windows" in t.get("supported_platforms", [])
+            t
+            for t in doc.get("atomic_tests") or []
+            if "windows" in t.get("supported_platforms", [])
         ]
         if tests:
             counts[str(doc["attack_technique"]).strip()] = len(tests)
@@ -46,7 +48,10 @@ def main(art_root: str) -> None:
     )
     (HERE / "art.json").write_text(dump_layer(art) + "\n", encoding="utf-8")
     red = build_layer(
-        [{"technique_id": t, "score": 1, "comment": f"step {i}"} for i, t in enumerate(RED_TEAM, 1)],
+        [
+            {"technique_id": t, "score": 1, "comment": f"step {i}"}
+            for i, t in enumerate(RED_TEAM, 1)
+        ],
         name="Red team exercise 2026-10",
         attack_version="18.1",
         description="What the October red-team exercise did, step by step.",

@@ -1844,9 +1844,7 @@ def _mitreattack() -> Any:
         from mitreattack.navlayers import Layer, ToExcel, ToSvg
         from mitreattack.navlayers.exporters.to_svg import SVGConfig
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RenderingUnavailable(
-            f"{RENDER_HINT}: {exc}"
-        ) from None
+        raise RenderingUnavailable(f"{RENDER_HINT}: {exc}") from None
     return Layer, ToSvg, ToExcel, SVGConfig
 
 
