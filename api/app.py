@@ -36,6 +36,7 @@ from .routes import (
     actors,
     coverage,
     cypher,
+    docs,
     intel,
     layers,
     overlap,
@@ -46,6 +47,7 @@ from .routes import (
 
 ROUTERS = [
     system.router,
+    docs.router,
     actors.router,
     coverage.router,
     layers.router,
@@ -106,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "next page in `Link` / `X-Next-Cursor`. GET answers carry an `ETag`."
         ),
         lifespan=lifespan,
+        # /docs and /redoc come from routes/docs.py, with their assets served locally.
+        docs_url=None,
+        redoc_url=None,
     )
     install_handlers(app)
     for router in ROUTERS:

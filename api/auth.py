@@ -36,6 +36,7 @@ from queries.errors import InvalidInput, NotFound
 from queries.settings import Settings, config_dir
 
 from .problems import send_problem
+from .routes.docs import ASSETS_PREFIX, DOCS_URL, OAUTH2_REDIRECT_URL, REDOC_URL
 
 KEY_PREFIX = "ttpg"
 HEADER = "X-API-Key"
@@ -394,17 +395,16 @@ async def _too_large(scope: Scope, send: Send, limit: int) -> None:
     await send_problem(scope, send, 413, "Content too large", detail, type="too-large")
 
 
-# Static pages with no data in them (the browser UI's files); its API calls need a key.
-OPEN_PREFIXES = ("/ui/",)
+# Static pages with no data in them (the browser UI's files, the docs' scripts); their API calls
+# need a key.
+OPEN_PREFIXES = ("/ui/", ASSETS_PREFIX)
 
 
 def open_paths(app: Any) -> set[str]:
     """Paths anyone may call: liveness, readiness and the API's documentation."""
-    paths = {"/health", "/ready", "/ui"}
-    if app is not None:
-        paths |= {p for p in (app.docs_url, app.redoc_url, app.openapi_url) if p}
-        if app.docs_url:
-            paths.add(app.docs_url + "/oauth2-redirect")
+    paths = {"/health", "/ready", "/ui", DOCS_URL, REDOC_URL, OAUTH2_REDIRECT_URL}
+    if app is not None and app.openapi_url:
+        paths.add(app.openapi_url)
     return paths
 
 

@@ -6,14 +6,17 @@ import hashlib
 import logging
 import os
 import re
+import signal
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from loader import neo4j_server as srv
 from loader.load import Progress as LoadProgress
@@ -22,13 +25,11 @@ from loader.stix import BundleError
 from queries import status as status_service
 from queries.errors import TtpgraphError
 from queries.graph import Graph
-from queries.settings import get_settings, settings_file, write_settings_file
+from queries.settings import cache_dir, get_settings, settings_file, write_settings_file
 
-from .output import Format, emit
+from . import output
+from .output import Format, bold, emit, err, out, step, styled
 from .serve import serve as serve_command
-
-err = Console(stderr=True)
-out = Console()
 
 app = typer.Typer(
     name="ttpgraph",
@@ -38,6 +39,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 neo4j_app = typer.Typer(help="Run Neo4j Community from Maven Central, without Docker.")
+
+
+@app.callback()
+def root(
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="Tables with every column and every cell in full (may also follow the command).",
+        ),
+    ] = False,
+) -> None:
+    """MITRE ATT&CK as a Neo4j graph, for threat-informed defense."""
+    if wide:
+        output.WIDE = True
+
+
 app.add_typer(neo4j_app, name="neo4j")
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
@@ -45,7 +63,7 @@ T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(styled(("error:", "bold red"), " ", message), soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -115,7 +133,7 @@ HttpOpt = Annotated[int, typer.Option(help="HTTP port on 127.0.0.1 (Neo4j Browse
 def neo4j_install(home: HomeOpt = None) -> None:
     """Fetch Neo4j Community and Neo4j Browser from Maven Central into the cache folder."""
     cfg = server_config(home)
-    with user_errors(), err.status(f"resolving Neo4j {srv.NEO4J_VERSION} with Maven..."):
+    with user_errors(), step(f"resolving Neo4j {srv.NEO4J_VERSION} with Maven..."):
         lib = srv.install(cfg)
     out.print(f"Neo4j {srv.NEO4J_VERSION} installed in {lib}")
 
@@ -129,7 +147,7 @@ def neo4j_start(
 ) -> None:
     """Start Neo4j in the background (reusing a running one) and remember its credentials."""
     cfg = server_config(home, bolt_port, http_port)
-    with user_errors(), err.status("starting Neo4j..."):
+    with user_errors(), step("starting Neo4j..."):
         if not srv.is_installed(cfg):
             srv.install(cfg)
         res = srv.start(cfg, timeout=timeout)
@@ -139,7 +157,20 @@ def neo4j_start(
     what = "already running" if res.reused else f"started in {res.seconds:.1f} s"
     out.print(f"Neo4j {srv.NEO4J_VERSION} {what} (pid {res.pid})")
     out.print(f"  Bolt:    {res.bolt_uri}")
-    out.print(f"  Browser: {res.browser_url}  (user neo4j, password in {path})")
+    # URLs and paths whole on one line (the terminal wraps them; copying keeps them intact).
+    out.print(f"  Browser: {cfg.browser_connect_url}", soft_wrap=True)
+    out.print(f"           user neo4j; password: ttpgraph neo4j password (kept in {path})",
+              soft_wrap=True)  # fmt: skip
+
+
+@neo4j_app.command("password")
+def neo4j_password() -> None:
+    """Print the Neo4j password ttpgraph uses (NEO4J_PASSWORD, else the settings file), to paste
+    into Neo4j Browser's connect form."""
+    password = get_settings().neo4j_password
+    if not password:
+        raise fail(f"no Neo4j password known yet: run 'ttpgraph neo4j start' ({settings_file()})")
+    sys.stdout.write(password + "\n")
 
 
 @neo4j_app.command("stop")
@@ -162,11 +193,24 @@ def neo4j_status(home: HomeOpt = None, bolt_port: BoltOpt = 7687, fmt: FormatOpt
 
 
 class RichProgress(LoadProgress):
+    """A progress bar on a terminal; elsewhere (a log, CI, a pipe) plain lines on stderr at the
+    start, every quarter and the end."""
+
     def __init__(self) -> None:
         self.bar: Progress | None = None
         self.task: Any = None
+        self.label = ""
+        self.total = 0
+        self.seen = 0
+        self.said = 0
+        self.t0 = 0.0
 
     def start(self, label: str, total: int) -> None:
+        self.label, self.total, self.seen, self.said = label, total, 0, 0
+        self.t0 = time.monotonic()
+        if not err.is_terminal and os.environ.get("TTPGRAPH_PROGRESS") != "1":
+            err.print(f"{label}: {total} to write")
+            return
         self.bar = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -174,18 +218,27 @@ class RichProgress(LoadProgress):
             TimeElapsedColumn(),
             console=err,
             transient=False,
-            disable=not err.is_terminal and os.environ.get("TTPGRAPH_PROGRESS") != "1",
         )
         self.bar.start()
         self.task = self.bar.add_task(label, total=total)
 
     def advance(self, n: int) -> None:
+        self.seen += n
         if self.bar is not None:
             self.bar.advance(self.task, n)
+            return
+        quarter = 4 * self.seen // max(1, self.total)
+        if 0 < quarter < 4 and quarter > self.said:
+            self.said = quarter
+            took = time.monotonic() - self.t0
+            err.print(f"{self.label}: {self.seen}/{self.total} ({took:.1f} s)")
 
     def done(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+            self.bar = None
+        else:
+            err.print(f"{self.label}: done in {time.monotonic() - self.t0:.1f} s")
 
 
 @app.command()
@@ -304,20 +357,88 @@ def up(
         else:
             load_source(graph(), "taxii", progress=RichProgress(), on_fetch=lambda m: err.print(m))
     status(Format.table)
-    out.print()
-    out.print("[bold]Where to look[/]")
-    out.print("  Neo4j Browser: http://127.0.0.1:7474/browser/")
-    out.print(f"    user neo4j, password in {settings_file()}")
-    out.print(f"  API docs:      http://127.0.0.1:{port}/docs")
-    out.print("  A first query (paste in Neo4j Browser):")
-    out.print(
-        "    MATCH (g:Group {attack_id: 'G0016'})-[u:USES]->(t:Technique)"
-        "-[:IN_TACTIC]->(ta:Tactic) RETURN g, t, ta LIMIT 50"
-    )
+    for line in where_to_look(server_config(), port, serving=serve_api):
+        out.print(line, soft_wrap=True)  # URLs whole, for copying
     if serve_api:
         # A first, local run: loopback only, so no API key is needed; for anything else use
         # `ttpgraph serve` (keys on by default) and `ttpgraph apikey create`.
-        serve_command(host="127.0.0.1", port=port, workers=1, auth=False, pool_budget=None)
+        API_PID.parent.mkdir(parents=True, exist_ok=True)
+        API_PID.write_text(str(os.getpid()))
+        try:
+            serve_command(host="127.0.0.1", port=port, workers=1, auth=False, pool_budget=None)
+        finally:
+            API_PID.unlink(missing_ok=True)
+
+
+# The API that `up` serves in the foreground, for `down` to stop from another terminal.
+API_PID = cache_dir() / "ttpgraph-api.pid"
+
+
+def where_to_look(cfg: srv.ServerConfig, port: int, *, serving: bool) -> list[str | Text]:
+    """What `up` prints last: every place to look, the password, a first query, how to stop."""
+    api = f"http://127.0.0.1:{port}"
+    lines: list[str | Text] = [
+        "",
+        bold("Where to look"),
+        "  Neo4j Browser (user neo4j; the password: ttpgraph neo4j password):",
+        f"    {cfg.browser_connect_url}",
+    ]
+    if serving:
+        lines += [
+            "  API docs:",
+            f"    {api}/docs  and  {api}/redoc",
+            "  Actor overlap page:",
+            f"    {api}/ui/",
+        ]
+        if has_matrix_page():
+            lines += ["  ATT&CK matrix page:", f"    {api}/ui/matrix"]
+        lines += ["  Style for Neo4j Browser (paste there):", f"    :style {api}/ui/ttpgraph.grass"]
+    lines += [
+        "  A first query (paste in Neo4j Browser):",
+        "    MATCH (g:Group {attack_id: 'G0016'})-[u:USES]->(t:Technique)"
+        "-[:IN_TACTIC]->(ta:Tactic) RETURN g, t, ta LIMIT 50",
+        "",
+        bold("To stop"),
+        "  Ctrl-C stops the API; 'ttpgraph down' (any terminal) stops the API and Neo4j."
+        if serving
+        else "  'ttpgraph down' stops Neo4j.",
+    ]
+    return lines
+
+
+def has_matrix_page() -> bool:
+    """Whether this build serves the ATT&CK matrix page at /ui/matrix."""
+    static = Path(__file__).resolve().parent / "static" / "ui"
+    if any((static / name).is_file() for name in ("matrix.html", "matrix/index.html")):
+        return True
+    from .app import ROUTERS
+
+    return any(
+        getattr(r, "path", "").startswith("/ui/matrix") for router in ROUTERS for r in router.routes
+    )
+
+
+@app.command()
+def down(
+    home: HomeOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the API to stop.")] = 30.0,
+) -> None:
+    """Stop what `ttpgraph up` started: the API it serves and Neo4j."""
+    try:
+        pid = int(API_PID.read_text().strip())
+    except (OSError, ValueError):
+        pid = 0
+    if pid and pid != os.getpid() and srv.pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while srv.pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        gone = not srv.pid_alive(pid)
+        out.print(f"API stopped (pid {pid})" if gone else f"API (pid {pid}) is still up")
+    else:
+        out.print("the API of 'ttpgraph up' was not running")
+    API_PID.unlink(missing_ok=True)
+    neo4j_stop(home=home)
 
 
 def _release_key(path: Path) -> tuple[int, ...]:
@@ -340,8 +461,13 @@ def main() -> None:
 
     # The driver logs every retry as a warning; a command says what went wrong in one line.
     logging.getLogger("neo4j").setLevel(logging.ERROR)
+    # --wide is the root's option; accept it after the command too (`ttpgraph status --wide`).
+    args = sys.argv[1:]
+    if "--wide" in args[1:] and "--" not in args[: args.index("--wide")]:
+        args.remove("--wide")
+        args.insert(0, "--wide")
     try:
-        app()
+        app(args=args)
     finally:
         if _graph is not None:
             _graph.close()

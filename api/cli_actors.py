@@ -10,7 +10,7 @@ from queries import actors
 from queries.actors import PathKind
 
 from .cli import FormatOpt, app, out, run
-from .output import Format, emit
+from .output import Format, bold, emit, styled
 
 groups_app = typer.Typer(help="Find groups.")
 app.add_typer(groups_app, name="groups")
@@ -45,9 +45,14 @@ def profile(
     domain: DomainOpt = None,
     tactic: Annotated[str | None, typer.Option(help="Tactic shortname or name.")] = None,
     rollup: Annotated[bool, typer.Option(help="Merge sub-techniques into parents.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="A table lists every technique (default with --tactic).")
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Every technique a group is tied to and how we know (direct, software, campaign)."""
+    """Every technique a group is tied to and how we know (direct, software, campaign).
+
+    As a table: a summary per tactic unless --all or --tactic; json and csv hold everything."""
     p = run(
         lambda g: actors.profile_group(
             g, group=group, kinds=kind, platforms=platform, domain=domain, tactic=tactic,
@@ -73,15 +78,42 @@ def profile(
     ]
     if fmt == Format.table:
         note = f"  ({p.resolved_note})" if p.resolved_note else ""
-        out.print(f"[bold]{p.group_id} {p.name}[/]{note}  aliases: {', '.join(p.aliases)}")
+        out.print(
+            styled(bold(f"{p.group_id} {p.name}"), f"{note}  aliases: {', '.join(p.aliases)}")
+        )
         out.print(
             f"{p.technique_count} techniques, {len(p.software)} software, "
             f"{len(p.campaigns)} campaigns"
         )
-    emit(p, fmt, rows=rows, title="Techniques")
+    if fmt == Format.table and not show_all and not tactic:
+        emit(p, fmt, rows=by_tactic(p), title="Techniques by tactic (--all lists each)")
+    else:
+        emit(p, fmt, rows=rows, title="Techniques")
     if fmt == Format.table:
         emit(p, fmt, rows=[m.model_dump() for m in p.mitigations[:10]],
              columns=["mitigation_id", "name", "count"], title="Top mitigations")  # fmt: skip
+
+
+def by_tactic(p: actors.GroupProfile) -> list[dict[str, object]]:
+    """Per tactic (matrix order): how many techniques, by which kind of evidence, a few ids."""
+    found: dict[str, list[actors.ProfileTechnique]] = {}
+    for t in p.techniques:
+        for tactic in t.tactics:
+            found.setdefault(tactic, []).append(t)
+    rows: list[dict[str, object]] = []
+    for tactic, used in found.items():
+        kinds = [set(t.kinds) for t in used]
+        rows.append(
+            {
+                "tactic": tactic,
+                "techniques": len(used),
+                "direct": sum(PathKind.direct in k for k in kinds),
+                "software": sum(PathKind.software in k for k in kinds),
+                "campaign": sum(PathKind.campaign in k for k in kinds),
+                "e.g.": ", ".join(t.technique_id for t in used[:4]),
+            }
+        )
+    return rows
 
 
 @app.command()
@@ -91,7 +123,10 @@ def compare(
     domain: DomainOpt = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Techniques common to all, unique to each, k of N, and pairwise Jaccard."""
+    """Techniques common to all, unique to each, k of N, and pairwise Jaccard.
+
+    --format csv: the techniques (a column per actor, "APT29 (G0016)"), a blank line, then the
+    Jaccard matrix."""
     c = run(
         lambda g: actors.compare_groups(g, groups=groups, include_software=software, domain=domain)
     )
@@ -99,23 +134,29 @@ def compare(
         emit(c, fmt)
         return
     ids = [a.group_id for a in c.actors]
+    # Columns named "APT29 (G0016)": ids alone say little in a spreadsheet.
+    label = {a.group_id: f"{a.name} ({a.group_id})" for a in c.actors}
     rows = [
         {"technique_id": t.technique_id, "name": t.name, "k_of_n": f"{t.count}/{t.of}",
-         **{g: ",".join(k.value for k in t.actors.get(g, [])) for g in ids}}
+         **{label[g]: ",".join(k.value for k in t.actors.get(g, [])) for g in ids}}
         for t in c.techniques
     ]  # fmt: skip
     if fmt == Format.table:
         names = ", ".join(
             f"{a.group_id} {a.name} ({c.technique_counts[a.group_id]})" for a in c.actors
         )
-        out.print(f"[bold]{names}[/]")
+        out.print(bold(names))
         out.print(f"common to all: {len(c.common)}; unique: " + ", ".join(
             f"{g} {len(u)}" for g, u in c.unique.items()))  # fmt: skip
-    emit(c, fmt, rows=rows, title="Techniques")
-    if fmt == Format.table:
-        matrix = [{"": a, **{b: c.jaccard_matrix[i][j] for j, b in enumerate(ids)}}
-                  for i, a in enumerate(ids)]  # fmt: skip
-        emit(c, fmt, rows=matrix, title="Jaccard")
+    emit(c, fmt, rows=rows, title="Techniques", columns=["technique_id", "name", "k_of_n",
+                                                          *label.values()])  # fmt: skip
+    # The table shows ids (narrow); a CSV, after a blank line, the matrix with names.
+    head = label if fmt == Format.csv else {g: g for g in ids}
+    matrix = [{"jaccard": head[a], **{head[b]: c.jaccard_matrix[i][j] for j, b in enumerate(ids)}}
+              for i, a in enumerate(ids)]  # fmt: skip
+    if fmt == Format.csv:
+        out.file.write("\n")
+    emit(c, fmt, rows=matrix, title="Jaccard")
 
 
 @app.command()
@@ -136,7 +177,7 @@ def similar(
         emit(s, fmt)
         return
     if fmt == Format.table:
-        out.print(f"[bold]{s.group_id} {s.name}[/]: {s.technique_count} techniques, "
-                  f"compared with {s.compared_with} groups")  # fmt: skip
+        out.print(styled(bold(f"{s.group_id} {s.name}"), f": {s.technique_count} techniques, "
+                         f"compared with {s.compared_with} groups"))  # fmt: skip
     emit(s, fmt, rows=[x.model_dump() for x in s.similar],
          columns=["group_id", "name", "jaccard", "shared", "technique_count"])  # fmt: skip

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from loader.atomic import find_atomics_dir, read_index
 from loader.inventory import PARSERS, STATUSES
@@ -29,7 +28,7 @@ from queries import coverage as C
 from queries import plans as P
 
 from .cli import FormatOpt, app, err, out, run, user_errors
-from .output import Format, emit, to_jsonable
+from .output import Format, bold, emit, step, styled, to_jsonable
 
 inventory_app = typer.Typer(help="Detection-rule inventories: import, list, show, delete.")
 app.add_typer(inventory_app, name="inventory")
@@ -142,7 +141,7 @@ def inventory_import(
         subtechnique_coverage=subtechnique_coverage.value,
         replace=replace,
     )
-    with err.status(f"importing {kind.value} rules from {path}...") as status:
+    with step(f"importing {kind.value} rules from {path}...") as update:
         result = run(
             lambda g: import_inventory(
                 g,
@@ -151,7 +150,7 @@ def inventory_import(
                 name=name,
                 options=opts,
                 crosswalk=crosswalk,
-                progress=lambda m: status.update(m),
+                progress=update,
             )
         )
     s = result.summary
@@ -179,7 +178,7 @@ def inventory_import(
     emit(s, fmt, rows=rows, columns=["what", "value"], title=f"Inventory {s['name']}")
     if fmt == Format.table:
         for issue in s["issues"][:10]:
-            err.print(f"[yellow]not read:[/] {issue['file']}: {issue['message']}", highlight=False)
+            err.print(styled(("not read:", "yellow"), f" {issue['file']}: {issue['message']}"))
 
 
 def _ids(items: list[dict[str, Any]], *, arrow: bool = False) -> str:
@@ -225,12 +224,12 @@ def inventory_show(
                 "name": r.name,
                 "status": r.status,
                 "file": r.file,
-                "covers": [c.technique_id + ("~" if c.partial else "") for c in r.covers],
+                "covers": [c.technique_id + ("" if c.via == "tag" else "*") for c in r.covers],
                 "unknown": r.unknown_ids,
             }
             for r in found
         ]
-        emit(found, fmt, rows=rows, title=f"Rules of {name} (~ partial)")
+        emit(found, fmt, rows=rows, title=f"Rules of {name} (* via a revoked id or the crosswalk)")
         return
     info = run(lambda g: C.inventory_info(g, inventory=name))
     if fmt == Format.json:
@@ -240,7 +239,7 @@ def inventory_show(
     rows = [{"what": k, "value": v} for k, v in s.items() if k not in ("issues", "notes")]
     emit(info, fmt, rows=rows, columns=["what", "value"], title=f"Inventory {name}")
     if info.stale and fmt == Format.table:
-        err.print("[yellow]ATT&CK was reloaded since this import: re-import to re-resolve.[/]")
+        err.print("ATT&CK was reloaded since this import: re-import to re-resolve.", style="yellow")
 
 
 @inventory_app.command("delete")
@@ -278,7 +277,7 @@ def inventory_coverage(
     ]
     if fmt == Format.table:
         out.print(
-            f"[bold]{escape(name)}[/]: {cov.covered} techniques covered, {cov.partial} partially"
+            styled(bold(name), f": {cov.covered} techniques covered, {cov.partial} partially")
         )
     emit(cov, fmt, rows=rows, title="Coverage")
 
@@ -324,20 +323,20 @@ def print_gaps(ga: C.GapAnalysis, fmt: Format, *, limit: int, show_all: bool) ->
         for i, t in enumerate(chosen[:limit])
     ]
     if fmt == Format.table:
-        names = ", ".join(f"{a.name} ({a.group_id})" for a in ga.actors)
-        out.print(f"[bold]{escape(names)}[/] against inventory [bold]{escape(ga.inventory)}[/]")
+        names = ", ".join(P.actor_label(a) for a in ga.actors)  # with weights
+        out.print(styled(bold(names), " against inventory ", bold(ga.inventory)))
         out.print(
             f"{ga.total} techniques: {ga.covered} covered ({ga.coverage_pct:g}%), "
             f"{ga.gaps} gaps, {ga.partial} partially covered"
         )
         multi = len({t.domain for t in ga.tactics if t.total}) > 1
         shown = [t for t in ga.tactics if t.total or not multi]
-        out.print("\n".join(C.tactic_bar_lines(shown, with_domain=multi)), highlight=False)
+        out.print("\n".join(C.tactic_bar_lines(shown, with_domain=multi)))
     emit(ga, fmt, rows=rows, title="Gaps by priority" if not show_all else "Techniques")
     if fmt == Format.table:
         for t in chosen[: min(limit, 5)]:
-            out.print(f"[bold]{t.technique_id} {t.name}[/] (priority {t.priority:g})")
-            out.print("\n".join(f"  - {r}" for r in t.reasons), highlight=False)
+            out.print(styled(bold(f"{t.technique_id} {t.name}"), f" (priority {t.priority:g})"))
+            out.print("\n".join(f"  - {r}" for r in t.reasons))
 
 
 @app.command()
@@ -372,20 +371,26 @@ def telemetry(
             "rank": s.rank,
             "source": s.source,
             "gain": f"+{s.gain}",
-            "coverage": f"{s.coverage_before:g}% -> {s.coverage_after:g}%",
+            "coverage": f"{s.coverage_before:.1f}% -> {s.coverage_after:.1f}%",
             "techniques": s.techniques_gained,
             "analytics": sorted({a.analytic_id for a in s.analytics}),
         }
         for s in plan.steps
     ]
     if fmt == Format.table:
+        # One decimal, as `plan` prints its figures; and say what the figure counts: the
+        # gaps this telemetry can show (the plan's target also counts gaps without telemetry).
         out.print(
-            f"{plan.gaps} gaps; {plan.reachable} can be seen by some ATT&CK telemetry; "
-            f"coverage {plan.coverage_pct:g}% -> {plan.final_coverage_pct:g}% after these steps"
+            f"{plan.gaps} gaps; {plan.reachable} can be seen by some ATT&CK telemetry. Coverage "
+            f"{plan.coverage_pct:.1f}% now, {plan.final_coverage_pct:.1f}% once rules use the "
+            "telemetry below"
         )
     emit(plan, fmt, rows=rows, title=f"Collect first ({plan.level.value})")
     if fmt == Format.table and plan.unreachable:
-        out.print("no ATT&CK telemetry known for: " + ", ".join(plan.unreachable))
+        out.print(
+            f"no ATT&CK telemetry known for {len(plan.unreachable)} gaps (not counted above; "
+            "`plan` lists them too): " + ", ".join(plan.unreachable)
+        )
 
 
 @app.command()

@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from loader import intel as intel_loader
 from queries import intel
 from queries.intel import split_ids
 
 from .cli import FormatOpt, app, err, out, run
-from .output import Format, emit
+from .output import Format, bold, emit, step, styled
 
 intel_app = typer.Typer(
     help="Import the organisation's intelligence (OpenCTI, ATT&CK Workbench, MISP) and manage it."
@@ -47,7 +46,7 @@ DomainOpt = Annotated[
 
 def _warn(lines: list[str]) -> None:
     for line in lines:
-        err.print(f"[yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+        err.print(styled(("warning:", "yellow"), f" {line}"), soft_wrap=True)
 
 
 # ---------------------------------------------------------------- intel
@@ -82,7 +81,7 @@ def intel_import(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import an export: validated whole (STIX objects with stix2), written in one transaction."""
-    with err.status(f"importing {file.name}..."):
+    with step(f"importing {file.name}..."):
         res = run(
             lambda g: intel_loader.import_intel_file(
                 g, file, source=source, link_attack_ids=link_attack_ids
@@ -96,7 +95,7 @@ def intel_import(
     rows += [{"what": "skipped", "type": k, "count": v} for k, v in res.skipped.items()]
     if fmt == Format.table:
         verb = "replaced" if res.replaced else "imported"
-        out.print(f"[bold]{escape(res.source)}[/] {verb} ({res.flavour}, {res.seconds:.2f} s)")
+        out.print(styled(bold(res.source), f" {verb} ({res.flavour}, {res.seconds:.2f} s)"))
     emit(res, fmt, rows=rows, columns=["what", "type", "count"], title="Imported")
     _warn(res.warnings)
 
@@ -167,7 +166,7 @@ def incident_create(
         return
     rows = [{"type": k, "count": v} for k, v in {**res.nodes, **res.relationships}.items()]
     if fmt == Format.table:
-        out.print(f"[bold]{escape(res.source)}[/] {'replaced' if res.replaced else 'created'}")
+        out.print(styled(bold(res.source), " replaced" if res.replaced else " created"))
     emit(res, fmt, rows=rows, columns=["type", "count"])
     _warn(res.warnings)
 
@@ -223,8 +222,8 @@ def attribute(
     ]
     if fmt == Format.table:
         what = f"incident {a.incident!r}" if a.incident else "observed"
-        out.print(f"[bold]{len(a.observed)} techniques {what}[/], {a.actors_compared} actors "
-                  f"compared ({a.domain or 'all domains'})")  # fmt: skip
+        scope = f", {a.actors_compared} actors compared ({a.domain or 'all domains'})"
+        out.print(styled(bold(f"{len(a.observed)} techniques {what}"), scope))
         _warn(a.notes + ([f"no compared actor uses {', '.join(a.unused)}"] if a.unused else []))
     emit(a, fmt, rows=rows, title="Who fits")
     if fmt == Format.table and a.candidates:
@@ -235,7 +234,7 @@ def attribute(
             for t in best.shared_techniques
         ]  # fmt: skip
         emit(a, fmt, rows=ev, title=f"Evidence for {best.name}")
-        out.print(f"[dim]{a.method}[/]", highlight=False)
+        out.print(a.method, style="dim")
 
 
 def _how(evidence: list[Any]) -> list[str]:
@@ -265,7 +264,7 @@ def ioc(
         for x in getattr(a, kind)
     ]
     if fmt == Format.table:
-        out.print(f"[bold]{escape(value)}[/]: " + escape(", ".join(
+        out.print(styled(bold(value), ": " + ", ".join(
             f"{m.label} {m.stix_type or ''} ({m.source})" for m in a.matches)))  # fmt: skip
     emit(a, fmt, rows=rows, columns=["kind", "id", "name", "hops", "via"], title="Linked to")
 
@@ -281,6 +280,8 @@ def expect(
         list[str] | None,
         typer.Option(help="Detection inventory to check (repeatable; default: all imported)."),
     ] = None,
+    top: Annotated[int, typer.Option(help="Techniques a table shows (matrix order).")] = 25,
+    show_all: Annotated[bool, typer.Option("--all", help="Show every technique.")] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """What to expect next from an actor: its techniques not observed yet, in matrix order,
@@ -309,8 +310,15 @@ def expect(
     if fmt == Format.table:
         note = f" ({e.resolved_note})" if e.resolved_note else ""
         out.print(
-            f"[bold]{e.actor_id} {e.name}[/]{note}: {len(e.expected)} techniques not observed "
-            f"yet; {len(e.observed_used)} of {len(e.observed)} observed are its"
+            styled(
+                bold(f"{e.actor_id} {e.name}"),
+                f"{note}: {len(e.expected)} techniques not observed yet; "
+                f"{len(e.observed_used)} of {len(e.observed)} observed are its",
+            )
         )
-        out.print(f"[dim]{escape(e.detection)}[/]", highlight=False)
+        out.print(e.detection, style="dim")
+        if not show_all and len(rows) > top:
+            emit(e, fmt, rows=rows[:top], title=f"Expect next: the first {top} of {len(rows)}")
+            out.print(f"... {len(rows) - top} more: --all lists every one", style="dim")
+            return
     emit(e, fmt, rows=rows, title="Expect next")

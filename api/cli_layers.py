@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from queries import coverage as C
 from queries import layer_services as S
 from queries import layers as L
 from queries.actors import PathKind
 
-from .cli import FormatOpt, app, err, fail, graph, out, run, user_errors
-from .output import Format, emit
+from .cli import FormatOpt, app, fail, graph, out, run, user_errors
+from .output import Format, bold, emit, step, styled
 
 layer_app = typer.Typer(
     help="ATT&CK Navigator layers: every answer as a layer file (.json, .svg, .xlsx), and "
@@ -86,13 +85,15 @@ def deliver(
         return
     files: list[dict[str, Any]] = []
     with user_errors(), writable():
+        if svg is not None or xlsx is not None:
+            S.require_renderer()  # before writing anything
         if output is not None:
             output.write_text(L.dump_layer(export.layer), encoding="utf-8")
             files.append({"file": str(output), "format": "json", "messages": []})
         for path, kind in ((svg, "svg"), (xlsx, "xlsx")):
             if path is None:
                 continue
-            with err.status(f"drawing {path.name} with mitreattack-python..."):
+            with step(f"drawing {path.name} with mitreattack-python..."):
                 report = S.render_layer(graph(), layer=export.layer, fmt=kind, out_path=path)
             files.append({"file": str(path), "format": kind, "messages": report.messages})
     summary = export.model_dump(mode="json", exclude={"layer"})
@@ -363,11 +364,13 @@ def layer_import(
         return
     if fmt == Format.table:
         out.print(
-            f"[bold]{escape(found.name)}[/] ({found.domain}, made for ATT&CK "
-            f"{found.layer_attack_version or '?'}; loaded {found.attack_version}): "
-            f"{len(found.technique_ids)} techniques from {found.entries_counted} of "
-            f"{found.entries_read} entries ({escape(str(found.rule))})",
-            highlight=False,
+            styled(
+                bold(found.name),
+                f" ({found.domain}, made for ATT&CK "
+                f"{found.layer_attack_version or '?'}; loaded {found.attack_version}): "
+                f"{len(found.technique_ids)} techniques from {found.entries_counted} of "
+                f"{found.entries_read} entries ({found.rule})",
+            )
         )
         for old, new in found.remapped.items():
             out.print(f"  {old} is revoked: read as {new}", highlight=False)
@@ -398,7 +401,7 @@ def layer_render(
         for path, kind in ((svg, "svg"), (xlsx, "xlsx")):
             if path is None:
                 continue
-            with err.status(f"drawing {path.name} with mitreattack-python..."):
+            with step(f"drawing {path.name} with mitreattack-python..."):
                 report = S.render_layer(graph(), layer=data, fmt=kind, out_path=path)
             rows.append(
                 {

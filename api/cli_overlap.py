@@ -14,7 +14,7 @@ from queries.errors import InvalidInput
 from queries.overlap import Metric
 
 from .cli import FormatOpt, app, err, out, run, user_errors
-from .output import Format, emit
+from .output import Format, bold, emit, styled
 
 
 @app.command("overlap")
@@ -91,9 +91,11 @@ def overlap_command(
     if fmt == Format.table:
         about = f" around {net.actor}" if net.actor else ""
         out.print(
-            f"[bold]{net.metric.value} >= {net.threshold:g}{about}[/]: {net.node_count} of "
-            f"{net.groups_considered} groups, {net.edge_count} links, "
-            f"{len(net.communities)} communities (modularity {net.modularity:.3f})"
+            styled(
+                bold(f"{net.metric.value} >= {net.threshold:g}{about}"),
+                f": {net.node_count} of {net.groups_considered} groups, {net.edge_count} links, "
+                f"{len(net.communities)} communities (modularity {net.modularity:.3f})",
+            )
         )
     emit(
         net,

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from loader import sources
 from loader.diff import diff_releases
@@ -21,7 +20,7 @@ from queries.releases import ReleaseDiff, diff_layer, diff_markdown
 from queries.threat_models import adhoc_model, get_threat_model
 
 from .cli import FormatOpt, RichProgress, app, err, graph, out, run, user_errors
-from .output import Format, emit
+from .output import Format, bold, emit, styled
 
 
 class DiffFormat(StrEnum):
@@ -143,7 +142,7 @@ def _file_name(name: str) -> str:
 
 
 def _print_table(d: ReleaseDiff) -> None:
-    out.print(f"[bold]ATT&CK {d.domain}: {d.old_version or '?'} -> {d.new_version or '?'}[/]")
+    out.print(bold(f"ATT&CK {d.domain}: {d.old_version or '?'} -> {d.new_version or '?'}"))
     emit(d, Format.table, rows=[{"change": k.replace("_", " "), "count": v}
                                 for k, v in d.summary.items()], title="Summary")  # fmt: skip
     rows = (
@@ -166,7 +165,7 @@ def _print_table(d: ReleaseDiff) -> None:
     if d.groups:
         cols = ["group_id", "name", "status", "old_count", "new_count", "gained", "lost"]
         emit([g.model_dump() for g in d.groups], Format.table, title="Groups", columns=cols)
-    out.print(f"[bold]Detection model[/]: {d.detection.note}")
+    out.print(styled(bold("Detection model"), f": {d.detection.note}"))
     if d.detection.components:
         emit([{**c.model_dump(), "gained": len(c.gained), "lost": len(c.lost)}
               for c in d.detection.components], Format.table, title="Data components",
@@ -177,8 +176,7 @@ def _print_table(d: ReleaseDiff) -> None:
              title=f"Inventory {inv.inventory}: {inv.affected_rules} of {inv.rules} rules affected",
              columns=["rule_name", "technique_id", "problem", "replacement", "note"])  # fmt: skip
     for m in d.threat_models or []:
-        out.print(f"[bold]Threat model {escape(m.name)}[/]: {escape(releases.model_headline(m))}",
-                  highlight=False)  # fmt: skip
+        out.print(styled(bold(f"Threat model {m.name}"), f": {releases.model_headline(m)}"))
         if m.tactics:
             emit([t.model_dump() for t in m.tactics], Format.table, title="Tactics that change",
                  columns=["tactic", "old_covered", "old_total", "new_covered",

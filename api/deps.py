@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from queries.actors import MAX_ACTORS
+from queries.coverage import split_values
 from queries.errors import InvalidInput
 from queries.graph import AsyncGraph, Graph
 
@@ -33,6 +36,46 @@ def get_async_graph(request: Request) -> AsyncGraph:
 
 GraphDep = Annotated[Graph, Depends(get_graph)]
 AsyncGraphDep = Annotated[AsyncGraph, Depends(get_async_graph)]
+
+
+# ---------------------------------------------------------------- actor lists
+#
+# Every route that takes several actors takes them the same way: `actor` repeated
+# (?actor=APT29&actor=FIN7) or comma-separated (?actor=APT29,FIN7), or both; NAME=WEIGHT where
+# the route weighs actors. `actors` is the older spelling of two layer routes, still read.
+
+ACTOR_HELP = (
+    "ATT&CK id, name or alias (or an own cluster): repeat (actor=APT29&actor=FIN7) or "
+    "comma-separate (actor=APT29,FIN7)"
+)
+
+
+def actor_values(
+    actor: Annotated[list[str] | None, Query(description=ACTOR_HELP)] = None,
+    actors: Annotated[
+        list[str] | None, Query(description="older spelling of actor", deprecated=True)
+    ] = None,
+) -> list[str]:
+    """The actors of a request, split and in order; at most MAX_ACTORS."""
+    values = split_values([*(actor or []), *(actors or [])])
+    if len(values) > MAX_ACTORS:
+        raise actor_error(f"at most {MAX_ACTORS} actors, got {len(values)}", "too_long")
+    return values
+
+
+def actor_error(message: str, kind: str) -> RequestValidationError:
+    """A 422 like FastAPI's own, naming the field: detail 'query.actor: ...', errors[].loc."""
+    return RequestValidationError([{"loc": ("query", "actor"), "msg": message, "type": kind}])
+
+
+def required_actors(values: Annotated[list[str], Depends(actor_values)]) -> list[str]:
+    if not values:
+        raise actor_error("give at least one actor (actor=APT29 or actor=APT29,FIN7)", "missing")
+    return values
+
+
+ActorList = Annotated[list[str], Depends(required_actors)]
+OptionalActorList = Annotated[list[str], Depends(actor_values)]
 
 
 # ---------------------------------------------------------------- pagination
@@ -86,15 +129,19 @@ def paginate(
     cursor: str | None,
     request: Request,
     response: Response,
+    descending: bool = False,
 ) -> list[T]:
-    """One page of ``items`` (any order; sorted here by ``key``, which must be unique), with
-    ``Link: <...>; rel="next"`` and ``X-Next-Cursor`` when there is more."""
+    """One page of ``items`` (any order; sorted here by ``key``, which must be unique, highest
+    first with ``descending``), with ``Link: <...>; rel="next"`` and ``X-Next-Cursor`` when
+    there is more."""
     scope = _scope_of(request)
-    ordered = sorted(items, key=lambda i: list(key(i)))
+    ordered = sorted(items, key=lambda i: list(key(i)), reverse=descending)
     if cursor:
         after = decode_cursor(cursor, scope)
         try:
-            ordered = [i for i in ordered if list(key(i)) > after]
+            ordered = [
+                i for i in ordered if (list(key(i)) < after if descending else list(key(i)) > after)
+            ]
         except TypeError:
             raise InvalidInput("cursor: it does not fit this list") from None
     page = ordered[:limit]

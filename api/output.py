@@ -4,15 +4,42 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+
+# The CLI's two consoles. Markup and highlighting are off: what is printed is data (names, rule
+# titles, IOCs, Cypher with [u:USES], install hints like 'ttpgraph[plot]'), never read as rich
+# markup. Styles are given as Text spans (bold(), styled()).
+out = Console(markup=False, highlight=False)
+err = Console(stderr=True, markup=False, highlight=False)
+
+
+@contextmanager
+def step(text: str) -> Iterator[Callable[[str], None]]:
+    """A spinner on a terminal; elsewhere (a log, CI, a pipe) the same words as plain lines.
+    Yields a function that replaces the words (a new line when not on a terminal)."""
+    if err.is_terminal:
+        with err.status(text) as status:
+            yield lambda message: status.update(message)
+    else:
+        err.print(text)
+        yield lambda message: err.print(message)
+
+
+def bold(text: str) -> Text:
+    return Text(text, style="bold")
+
+
+def styled(*parts: str | Text | tuple[str, str]) -> Text:
+    """One line from plain strings, Text spans and (text, style) pairs; nothing is markup."""
+    return Text.assemble(*parts)
 
 
 class Format(StrEnum):
@@ -76,6 +103,41 @@ def csv_text(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# Tables fit the terminal unless --wide: short columns (ids, counts) are never broken, long
+# ones are cut with an ellipsis to one line per row, and columns that still do not fit are left
+# out (named on stderr). --wide prints every column with every cell in full.
+WIDE = False
+SHORT = 16  # a column whose cells and header are at most this wide is kept whole
+MIN_LONG = 12  # the narrowest a long column is cut to
+
+
+def _natural(header: str, cells: list[str]) -> int:
+    return max([len(header), *(len(c) for c in cells)])
+
+
+def fit_columns(natural: Sequence[int], width: int, *, overhead: int = 3) -> tuple[int, list[int]]:
+    """How many leading columns fit in ``width`` and the width of each.
+
+    Short columns keep their natural width; long ones start at ``MIN_LONG`` and the rest of the
+    line goes to them from the left, each up to its natural width.
+    ``overhead`` is what a column costs besides its text (rich's padding and border)."""
+    n = len(natural)
+    while n > 1:
+        mins = [w if w <= SHORT else min(w, MIN_LONG) for w in natural[:n]]
+        if sum(mins) + overhead * n + 1 <= width:
+            break
+        n -= 1
+    chosen = [w if w <= SHORT else min(w, MIN_LONG) for w in natural[:n]]
+    spare = width - overhead * n - 1 - sum(chosen)
+    # What is left goes to the long columns from the left: callers put the columns that matter
+    # most first (a name before its reasons).
+    for i in range(n):
+        extra = max(0, min(spare, natural[i] - chosen[i]))
+        chosen[i] += extra
+        spare -= extra
+    return n, chosen
+
+
 def emit(
     data: Any,
     fmt: Format,
@@ -94,10 +156,24 @@ def emit(
     if fmt == Format.csv:
         sys.stdout.write(csv_text(cols, ([r.get(c) for c in cols] for r in table_rows)))
         return
+    con = console or out
     # Cells and titles are data (rule names, descriptions, IOCs): plain text, never markup.
-    table = Table(title=escape(title) if title else None, show_lines=False, header_style="bold")
-    for c in cols:
-        table.add_column(escape(c), overflow="fold")
-    for r in table_rows:
-        table.add_row(*[Text(_cell(r.get(c))) for c in cols])
-    (console or Console()).print(table)
+    table = Table(title=Text(title) if title else None, show_lines=False, header_style="bold")
+    cells = [[_cell(r.get(c)) for c in cols] for r in table_rows]
+    if WIDE:
+        for c in cols:
+            table.add_column(Text(c), overflow="fold")
+        for row in cells:
+            table.add_row(*[Text(v) for v in row])
+        con.print(table)
+        return
+    flat = [[" ".join(v.split()) for v in row] for row in cells]
+    natural = [_natural(c, [row[i] for row in flat]) for i, c in enumerate(cols)]
+    n, widths = fit_columns(natural, con.width)
+    for c, w in zip(cols[:n], widths, strict=True):
+        table.add_column(Text(c), width=w, no_wrap=True, overflow="ellipsis")
+    for row in flat:
+        table.add_row(*[Text(v) for v in row[:n]])
+    con.print(table)
+    if n < len(cols):
+        err.print(f"({', '.join(cols[n:])} left out to fit {con.width} columns: --wide shows all)")

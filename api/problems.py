@@ -119,6 +119,18 @@ COMMON_RESPONSES: dict[str, str] = {
 }
 
 
+# The `type` of an HTTP error raised by the framework, as docs/api.md lists them.
+HTTP_TYPES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "notfound",
+    409: "conflict",
+    413: "too-large",
+    414: "uri-too-long",
+    422: "invalidinput",
+}
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(TtpgraphError)
     async def _domain(request: Request, exc: TtpgraphError):
@@ -144,7 +156,14 @@ def install_handlers(app: FastAPI) -> None:
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid"}
         field = ".".join(str(x) for x in first["loc"])
-        return problem(422, "Invalid input", f"{field}: {first['msg']}", request, errors=errors)
+        return problem(
+            422,
+            "Invalid input",
+            f"{field}: {first['msg']}",
+            request,
+            type="invalidinput",
+            errors=errors,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -153,6 +172,7 @@ def install_handlers(app: FastAPI) -> None:
             _title(exc.status_code),
             str(exc.detail),
             request,
+            type=HTTP_TYPES.get(exc.status_code),
             headers=dict(exc.headers) if exc.headers else None,
         )
 

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote
 
 from queries.settings import cache_dir
 
@@ -71,6 +72,13 @@ class ServerConfig:
     @property
     def browser_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}/browser/"
+
+    @property
+    def browser_connect_url(self) -> str:
+        """Neo4j Browser with its connect form filled in (bolt URL, user neo4j, password auth):
+        only the password is left to type (``ttpgraph neo4j password`` prints it)."""
+        bolt = quote(f"bolt://neo4j@127.0.0.1:{self.bolt_port}", safe="")
+        return f"{self.browser_url}?connectURL={bolt}&preselectAuthMethod=NATIVE"
 
     @property
     def pid_file(self) -> Path:
@@ -163,16 +171,17 @@ def neo4j_conf(cfg: ServerConfig) -> str:
             "dbms.memory.transaction.total.max=1g",
             "db.tx_log.rotation.retention_policy=2 files",
             "server.threads.worker_count=8",
-            # No usage reporting, no product analytics, no remote content in Browser.
+            # No usage reporting, no product analytics; Browser fetches remote content (:style
+            # http://127.0.0.1:8000/ui/ttpgraph.grass, guides) only from this machine.
             "dbms.usage_report.enabled=false",
             "client.allow_telemetry=false",
-            "browser.remote_content_hostname_whitelist=localhost",
+            "browser.remote_content_hostname_whitelist=localhost,127.0.0.1",
             "",
         ]
     )
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -191,7 +200,7 @@ def running_pid(cfg: ServerConfig) -> int | None:
         pid = int(cfg.pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    return pid if _pid_alive(pid) else None
+    return pid if pid_alive(pid) else None
 
 
 def _port_open(port: int) -> bool:
@@ -345,7 +354,7 @@ def wait_for_bolt(cfg: ServerConfig, password: str, *, timeout: float, pid: int)
 
     deadline = time.monotonic() + timeout
     while True:
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             raise ServerError(f"Neo4j exited during start-up; {cfg.console_log}: {_log_tail(cfg)}")
         if _port_open(cfg.bolt_port):
             try:
@@ -372,7 +381,7 @@ def stop(cfg: ServerConfig, *, timeout: float = 60.0) -> bool:
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _pid_alive(pid):
+    while pid_alive(pid):
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             break
@@ -388,7 +397,7 @@ def kill(cfg: ServerConfig) -> None:
     pid = running_pid(cfg)
     if pid is not None:
         os.kill(pid, signal.SIGKILL)
-        while _pid_alive(pid):
+        while pid_alive(pid):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
             time.sleep(0.1)

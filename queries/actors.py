@@ -104,7 +104,7 @@ class GroupHit(BaseModel):
     group_id: str
     name: str
     aliases: list[str]
-    score: float
+    score: float | None = Field(None, description="full-text score (searches only)")
     domains: list[str]
     description: str
 
@@ -209,6 +209,11 @@ def search_groups(graph: Graph, *, text: str, limit: int = 20) -> list[GroupHit]
     lucene = " ".join(w.lower() for w in words)
     rows = graph.read(Q.groups_search, text=lucene, limit=limit)
     return [GroupHit(**r) for r in rows]
+
+
+def list_groups(graph: Graph, *, limit: int = 1000) -> list[GroupHit]:
+    """Every current group, by ATT&CK id."""
+    return [GroupHit(**r) for r in graph.read(Q.groups_list, limit=limit)]
 
 
 @cached_answer

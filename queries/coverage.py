@@ -96,10 +96,9 @@ class InventoryInfo(InventoryRecord):
 
 
 class RuleCovers(BaseModel):
-    technique_id: str
-    via: str
-    tag: str
-    partial: bool
+    technique_id: str = Field(description="the technique the rule covers directly")
+    via: str = Field(description="tag (the id as written), revoked (its replacement) or crosswalk")
+    tag: str = Field(description="the id as the rule wrote it")
 
 
 class InventoryRule(BaseModel):

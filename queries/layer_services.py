@@ -1481,6 +1481,15 @@ def matrix_bundle(graph: Graph, domain: str) -> Path:
     return path
 
 
+def require_renderer() -> None:
+    """Raise RenderingUnavailable, naming the extra to install, unless SVG/Excel can be drawn;
+    callers check first so that nothing is written when it cannot."""
+    try:
+        import mitreattack.navlayers  # noqa: F401
+    except ImportError as exc:
+        raise L.RenderingUnavailable(f"{L.RENDER_HINT}: {exc}") from None
+
+
 def render_layer(
     graph: Graph,
     *,
@@ -1496,12 +1505,7 @@ def render_layer(
     """
     if fmt not in ("svg", "xlsx"):
         raise InvalidInput(f"format {fmt!r}: use svg or xlsx")
-    try:  # fail before any work when the renderer is not installed
-        import mitreattack.navlayers  # noqa: F401
-    except ImportError as exc:
-        raise L.RenderingUnavailable(
-            f"rendering layers needs mitreattack-python (pip install mitreattack-python): {exc}"
-        ) from None
+    require_renderer()
     parsed = L.read_layer(dict(layer))
     bundle = matrix_bundle(graph, parsed.domain)
     if fmt == "svg":

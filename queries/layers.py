@@ -1838,14 +1838,16 @@ _RENDER_LOCK = threading.RLock()
 _MATRIX_TYPES = frozenset({"x-mitre-matrix", "x-mitre-tactic", "attack-pattern"})
 
 
+# The install hint, in the README's words.
+RENDER_HINT = "SVG/Excel rendering needs mitreattack-python: pip install -e '.[render]'"
+
+
 def _mitreattack() -> Any:
     try:
         from mitreattack.navlayers import Layer, ToExcel, ToSvg
         from mitreattack.navlayers.exporters.to_svg import SVGConfig
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RenderingUnavailable(
-            f"rendering layers needs mitreattack-python (pip install mitreattack-python): {exc}"
-        ) from None
+        raise RenderingUnavailable(f"{RENDER_HINT}: {exc}") from None
     return Layer, ToSvg, ToExcel, SVGConfig
 
 

@@ -416,7 +416,7 @@ def render_network(
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise PlotUnavailable(
-            f"PNG/SVG rendering needs matplotlib (pip install 'ttpgraph[plot]'): {exc}"
+            f"PNG/SVG pictures need matplotlib: pip install -e '.[plot]' ({exc})"
         ) from None
 
     g = to_networkx(net, flat=False)

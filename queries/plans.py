@@ -722,7 +722,7 @@ def render_text(report: AssessmentReport) -> str:
         f"Inventory:   {report.inventory} ({report.inventory_format}, "
         f"{report.inventory_rules} rules)"
     )
-    lines.append("Actors:      " + ", ".join(_actor_label(a) for a in report.actors))
+    lines.append("Actors:      " + ", ".join(actor_label(a) for a in report.actors))
     filt = _filters_text(report.filters)
     if filt:
         lines.append(f"Filters:     {filt}")
@@ -770,7 +770,7 @@ def _shown_tactics(tactics: list[TacticCoverage]) -> list[TacticCoverage]:
     return [t for t in tactics if t.total]
 
 
-def _actor_label(a: ActorRef) -> str:
+def actor_label(a: ActorRef) -> str:
     weight = f", weight {a.weight:g}" if a.weight != 1 else ""
     return f"{a.name} ({a.group_id}{weight})"
 
@@ -801,7 +801,7 @@ def render_markdown(report: AssessmentReport) -> str:
         + ", ".join(f"{d} {v}" for d, v in sorted(report.releases.items()) if v is not None),
         f"- **Inventory:** {_md(report.inventory)} ({report.inventory_format}, "
         f"{report.inventory_rules} rules)",
-        "- **Actors:** " + ", ".join(_md(_actor_label(a)) for a in report.actors),
+        "- **Actors:** " + ", ".join(_md(actor_label(a)) for a in report.actors),
     ]
     filt = _filters_text(report.filters)
     if filt:

@@ -2,5 +2,6 @@
 # The first command: install ttpgraph, provision and start Neo4j, load ATT&CK, serve the API.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m pip install --quiet --disable-pip-version-check -e .
+# The extras are what the README's examples use: SVG/Excel layers (render), PNG networks (plot).
+python3 -m pip install --quiet --disable-pip-version-check -e '.[render,plot]'
 exec ttpgraph up "$@"

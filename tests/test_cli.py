@@ -145,4 +145,5 @@ def test_compare_csv(graph, settings: Settings) -> None:
     proc = run_cli(settings, "compare", "APT29", "APT28", "Lazarus Group", "--format", "csv")
     assert proc.returncode == 0, proc.stderr
     header = proc.stdout.splitlines()[0].split(",")
-    assert header == ["technique_id", "name", "k_of_n", "G0016", "G0007", "G0032"]
+    assert header == ["technique_id", "name", "k_of_n", "APT29 (G0016)", "APT28 (G0007)",
+                      "Lazarus Group (G0032)"]  # fmt: skip

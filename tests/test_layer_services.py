@@ -801,7 +801,7 @@ def test_rendering_without_mitreattack_says_so(
     import sys
 
     monkeypatch.setitem(sys.modules, "mitreattack.navlayers", None)  # import now fails
-    with pytest.raises(L.RenderingUnavailable, match="pip install mitreattack-python"):
+    with pytest.raises(L.RenderingUnavailable, match=re.escape("pip install -e '.[render]'")):
         S.render_layer(graph, layer=exports["profile"].layer, fmt="svg", out_path=tmp_path / "x")
     assert not (tmp_path / "x").exists()
 

@@ -1197,7 +1197,7 @@ def test_render_rejects_other_domain_bundle_and_bad_layer(small_layer, tmp_path:
 
 def test_rendering_without_mitreattack_says_so(monkeypatch, small_layer, tmp_path) -> None:
     monkeypatch.setitem(sys.modules, "mitreattack.navlayers", None)  # import now fails
-    with pytest.raises(L.RenderingUnavailable, match="pip install mitreattack-python"):
+    with pytest.raises(L.RenderingUnavailable, match=re.escape("pip install -e '.[render]'")):
         L.render_svg(small_layer, ENTERPRISE, tmp_path / "x.svg")
     with pytest.raises(L.RenderingUnavailable):
         L.render_xlsx(small_layer, ENTERPRISE, tmp_path / "x.xlsx")

@@ -231,3 +231,16 @@ def test_search_finds_an_alias(page, api, oracle) -> None:
     assert page.inner_text("#neighbour-count") == str(len(neighbours))
     assert page.is_visible("#no-neighbours") == (not neighbours)
     assert not page.problems, page.problems
+
+
+def test_actor_in_the_url_may_be_a_name(page, api, oracle) -> None:
+    """?actor=APT28 (a name, as people type it) opens APT28's panel like ?actor=G0007 does."""
+    open_page(page, api, "?actor=APT28")
+    page.wait_for_selector('#profile[data-state=ready][data-group="G0007"]')
+    assert page.inner_text("#profile-name") == "APT28"
+    assert page.inner_text("#profile-id") == "G0007"
+    pairs = expected_edges(oracle, 0.2)
+    neighbours = {b if a == "G0007" else a for a, b in pairs if "G0007" in (a, b)}
+    assert page.inner_text("#neighbour-count") == str(len(neighbours)) != "0"
+    assert "actor=G0007" in page.url
+    assert not page.problems, page.problems

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel
 
 from queries import actors
 from queries.actors import PathKind
 from queries.resolve import resolve_group, resolve_software, resolve_technique
 
-from ..deps import GraphDep
+from ..deps import ActorList, CursorQuery, GraphDep, actor_error, paginate
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["actors"], responses=PROBLEM_RESPONSES)
+MAX_SEARCH_HITS = 200  # a search ranks at most this many groups; pages are cut from them
 
 ActorPath = Annotated[
     str,
@@ -37,13 +38,27 @@ class ResolvedName(BaseModel):
     note: str | None = None
 
 
-@router.get("/groups", summary="Search groups by free text (name, aliases, description)")
+@router.get(
+    "/groups", summary="Every group, by id; or, with q, groups ranked by a full-text search"
+)
 def search_groups(
     graph: GraphDep,
-    q: Annotated[str, Query(min_length=1, max_length=200, description="words to search")],
-    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    request: Request,
+    response: Response,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="words to search (name, aliases, text)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorQuery = None,
 ) -> list[actors.GroupHit]:
-    return actors.search_groups(graph, text=q, limit=limit)
+    if q is None:
+        found = actors.list_groups(graph, limit=5000)
+        return paginate(found, key=lambda g: (g.group_id,), limit=limit, cursor=cursor,
+                        request=request, response=response)  # fmt: skip
+    hits = actors.search_groups(graph, text=q, limit=MAX_SEARCH_HITS)
+    return paginate(hits, key=lambda g: (-(g.score or 0.0), g.group_id), limit=limit,
+                    cursor=cursor, request=request, response=response)  # fmt: skip
 
 
 @router.get("/groups/{group}", summary="Resolve a group name, id or alias")
@@ -92,17 +107,12 @@ def group_similar(
 @router.get("/compare", summary="Compare 2 to 50 actors: shared, unique, k-of-N, Jaccard")
 def compare(
     graph: GraphDep,
-    actor: Annotated[
-        list[str],
-        Query(
-            description="repeat for each actor (ids, names or aliases)",
-            min_length=2,
-            max_length=actors.MAX_ACTORS,
-        ),
-    ],
+    actor: ActorList,
     include_software: IncludeSoftware = False,
     domain: Domain = None,
 ) -> actors.Comparison:
+    if len(actor) < 2:
+        raise actor_error(f"compare needs 2 to {actors.MAX_ACTORS} actors, got 1", "too_short")
     return actors.compare_groups(
         graph, groups=actor, include_software=include_software, domain=domain
     )

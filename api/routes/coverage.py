@@ -14,7 +14,7 @@ from enum import StrEnum
 from pathlib import Path as FsPath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +33,7 @@ from queries import plans as P
 from queries.errors import InvalidInput, NotFound
 
 from ..archives import extract_archive, is_archive
-from ..deps import GraphDep
+from ..deps import ActorList, CursorQuery, GraphDep, paginate
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"], responses=PROBLEM_RESPONSES)
@@ -94,14 +94,7 @@ class ThreatModel:
 
     def __init__(
         self,
-        actor: Annotated[
-            list[str],
-            Query(
-                description="ATT&CK id, name or alias; repeat for each; NAME=WEIGHT for a weight",
-                min_length=1,
-                max_length=C.MAX_ACTORS,
-            ),
-        ],
+        actor: ActorList,
         inventory: Annotated[str, Query(min_length=1, max_length=100)],
         platform: Annotated[
             list[str] | None, Query(description="e.g. Windows, Linux (repeat)")
@@ -213,12 +206,20 @@ def upload_inventory(
     return ImportSummary(**result.summary)
 
 
-@router.get("/inventories", summary="The detection inventories imported")
-def list_inventories(graph: GraphDep) -> list[C.InventoryRecord]:
-    return C.list_inventories(graph)
+@router.get("/inventories", summary="The detection inventories imported, by name")
+def list_inventories(
+    graph: GraphDep,
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorQuery = None,
+) -> list[C.InventoryRecord]:
+    return paginate(C.list_inventories(graph, limit=10_000), key=lambda i: (i.name,), limit=limit,
+                    cursor=cursor, request=request, response=response)  # fmt: skip
 
 
 InventoryPath = Annotated[str, Path(max_length=100, description="inventory name")]
+MAX_RULES_LISTED = 100_000  # an inventory's rules, read once and cut into pages
 
 
 @router.get("/inventories/{name}", summary="One inventory: record and import summary")
@@ -235,19 +236,23 @@ def remove_inventory(graph: GraphDep, name: InventoryPath) -> Deleted:
 def get_inventory_rules(
     graph: GraphDep,
     name: InventoryPath,
+    request: Request,
+    response: Response,
     status: Annotated[RuleStatus | None, Query()] = None,
     technique: Annotated[str | None, Query(pattern=r"^[Tt]\d{4}(\.\d{3})?$")] = None,
-    skip: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+    cursor: CursorQuery = None,
 ) -> list[C.InventoryRule]:
-    return C.inventory_rules(
+    """By file and rule id; the next page is in ``Link``."""
+    rules = C.inventory_rules(
         graph,
         inventory=name,
         status=status.value if status else None,
         technique=technique,
-        skip=skip,
-        limit=limit,
+        limit=MAX_RULES_LISTED,
     )
+    return paginate(rules, key=lambda r: (r.file, r.rule_id), limit=limit, cursor=cursor,
+                    request=request, response=response)  # fmt: skip
 
 
 @router.get(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Request, Response, UploadFile
 from pydantic import BaseModel, Field
 
 from loader import intel as intel_loader
@@ -14,7 +14,7 @@ from queries import intel
 from queries.errors import InvalidInput
 from queries.intel import split_ids
 
-from ..deps import GraphDep
+from ..deps import CursorQuery, GraphDep, paginate
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["intel"], responses=PROBLEM_RESPONSES)
@@ -104,9 +104,15 @@ def import_intel(
 
 @router.get("/intel/sources", summary="The imported intelligence sources, newest first")
 def intel_sources(
-    graph: GraphDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+    graph: GraphDep,
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorQuery = None,
 ) -> list[intel.IntelSource]:
-    return intel.list_sources(graph, limit=limit)
+    found = intel.list_sources(graph, limit=10_000)
+    return paginate(found, key=lambda s: (s.imported_at or "", s.source), limit=limit,
+                    cursor=cursor, request=request, response=response, descending=True)  # fmt: skip
 
 
 @router.delete("/intel/sources/{source:path}", summary="Remove everything one source imported")
@@ -149,9 +155,15 @@ def create_incident(graph: GraphDep, body: IncidentIn) -> intel.ImportResult:
 
 @router.get("/incidents", summary="Incidents and reports, newest first")
 def list_incidents(
-    graph: GraphDep, limit: Annotated[int, Query(ge=1, le=10_000)] = 1000
+    graph: GraphDep,
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorQuery = None,
 ) -> list[intel.IncidentSummary]:
-    return intel.list_incidents(graph, limit=limit)
+    found = intel.list_incidents(graph, limit=10_000)
+    return paginate(found, key=lambda i: (i.imported_at or "", i.stix_id), limit=limit,
+                    cursor=cursor, request=request, response=response, descending=True)  # fmt: skip
 
 
 @router.get("/attribution", summary="Who fits the observed techniques (groups and clusters)")

@@ -21,11 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from queries import coverage as C
 from queries import layer_services as S
 from queries import layers as L
-from queries.actors import MAX_ACTORS, PathKind
+from queries.actors import PathKind
 from queries.errors import InvalidInput
 
 from ..auth import READ_ONLY
-from ..deps import GraphDep
+from ..deps import ActorList, GraphDep, OptionalActorList
 from ..problems import PROBLEM, PROBLEM_RESPONSES, Problem
 
 router = APIRouter(prefix="/api/v1/layers", tags=["layers"], responses=PROBLEM_RESPONSES)
@@ -146,14 +146,7 @@ def profile_layer(
 @router.get("/compare", summary="N actors as one heat layer", responses=DOWNLOAD)
 def compare_layer(
     graph: GraphDep,
-    actor: Annotated[
-        list[str],
-        Query(
-            description="repeat (or comma-separate) for each actor: ids, names or aliases",
-            min_length=1,
-            max_length=MAX_ACTORS,
-        ),
-    ],
+    actor: ActorList,
     weight: Annotated[
         list[str] | None, Query(description="ACTOR=NUMBER, repeatable (default 1 each)")
     ] = None,
@@ -165,7 +158,7 @@ def compare_layer(
     common to all get their own colour; actor names in the metadata."""
     export = S.compare_layer_for(
         graph,
-        groups=C.split_values(actor),
+        groups=actor,
         weights=C.parse_weights(weight),
         include_software=include_software,
         domain=domain,
@@ -175,14 +168,6 @@ def compare_layer(
 
 Inventory = Annotated[
     str, Query(min_length=1, max_length=100, description="name of an imported inventory")
-]
-Actors = Annotated[
-    list[str],
-    Query(
-        description="actors: ids, names or aliases, repeated or comma-separated; NAME=WEIGHT "
-        "for a weight (APT29=2)",
-        min_length=1,
-    ),
 ]
 Weights = Annotated[
     list[str] | None, Query(description="ACTOR=NUMBER, repeatable (default 1 each)")
@@ -215,7 +200,7 @@ def coverage_layer(
 @router.get("/gaps", summary="The actors' techniques an inventory misses", responses=DOWNLOAD)
 def gaps_layer(
     graph: GraphDep,
-    actors: Actors,
+    actor: ActorList,
     inventory: Inventory,
     weight: Weights = None,
     platform: Platforms = None,
@@ -230,7 +215,7 @@ def gaps_layer(
     comments), highest first."""
     export = S.gaps_layer_for(
         graph,
-        actors=C.actors_with_weights(actors, weight),
+        actors=C.actors_with_weights(actor, weight),
         inventory=inventory,
         platforms=platform,
         domain=domain,
@@ -243,6 +228,7 @@ def gaps_layer(
 @router.get("/telemetry", summary="What chosen telemetry would let you detect", responses=DOWNLOAD)
 def telemetry_layer(
     graph: GraphDep,
+    actor: OptionalActorList,
     source: Annotated[
         list[str] | None,
         Query(description="data component (name or DC id) or log source name; repeatable"),
@@ -250,10 +236,6 @@ def telemetry_layer(
     level: Annotated[
         S.TelemetryLevel, Query(description="what the sources are")
     ] = S.TelemetryLevel.data_component,
-    actors: Annotated[
-        list[str] | None,
-        Query(description="restrict to (and show every technique of) these actors"),
-    ] = None,
     inventory: Annotated[
         str | None,
         Query(description="with actors and no source: the coverage service's collection plan"),
@@ -265,14 +247,14 @@ def telemetry_layer(
 ) -> Response:
     """Score = how many chosen sources can show the technique (ATT&CK v18 detection strategies
     -> analytics -> log sources -> data components; v17 data components that DETECT it).
-    Without ``source``, with ``actors`` and ``inventory``: the collection plan, each gap scored
+    Without ``source``, with ``actor`` and ``inventory``: the collection plan, each gap scored
     by how early the telemetry that shows it comes (step 1 of N scores N)."""
-    chosen = C.actors_with_weights(actors, None) if actors else None
+    chosen = C.actors_with_weights(actor, None) if actor else None
     export = S.telemetry_layer_for(
         graph,
         sources=C.split_values(source),
         level=level,
-        actors=chosen if inventory and not source else C.split_values(actors) or None,
+        actors=chosen if inventory and not source else actor or None,
         inventory=inventory,
         include_software=include_software,
         domain=domain,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from queries import browser as browser_kit
@@ -191,6 +191,19 @@ def ui_style() -> Response:
     """The style sheet beside the page: static, no data, so open like the page itself, and
     readable from Neo4j Browser's origin (`:style http://127.0.0.1:8000/ui/ttpgraph.grass`)."""
     return browser_style()
+
+
+@router.options("/ui/ttpgraph.grass", include_in_schema=False)
+def ui_style_preflight(request: Request) -> Response:
+    """Neo4j Browser asks before it fetches (a CORS preflight): yes, from any origin, GET."""
+    asked = request.headers.get("access-control-request-headers")
+    headers = {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": "GET, OPTIONS",
+        "Access-Control-Max-Age": "600",
+        **({"Access-Control-Allow-Headers": asked} if asked else {}),
+    }
+    return Response(status_code=204, headers=headers)
 
 
 @router.get("/ui/{path:path}", include_in_schema=False)

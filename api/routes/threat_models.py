@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from queries import coverage as C
 from queries import plans as P
 from queries import threat_models as TM
 
-from ..deps import GraphDep
+from ..deps import CursorQuery, GraphDep, paginate
 from ..problems import PROBLEM_RESPONSES
 from .coverage import ReportFormat, _json, report_response
 
@@ -43,9 +43,16 @@ class Deleted(BaseModel):
     deleted: str
 
 
-@router.get("", summary="The saved threat models")
-def list_models(graph: GraphDep) -> list[TM.ThreatModel]:
-    return TM.list_threat_models(graph)
+@router.get("", summary="The saved threat models, by name")
+def list_models(
+    graph: GraphDep,
+    request: Request,
+    response: Response,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorQuery = None,
+) -> list[TM.ThreatModel]:
+    return paginate(TM.list_threat_models(graph), key=lambda m: (m.name,), limit=limit,
+                    cursor=cursor, request=request, response=response)  # fmt: skip
 
 
 @router.get("/{name}", summary="One saved threat model")

@@ -1,5 +1,5 @@
 // name: inventory_rules
-// doc: The rules of one inventory with the techniques each names (resolved: the id itself, its replacement if revoked, or through the crosswalk).
+// doc: The rules of one inventory with the techniques each covers directly (resolved: the id itself, its replacement if revoked, or through the crosswalk); coverage through a parent or sub-technique is not an edge.
 // params: inventory, status, technique_id, skip, limit
 // example: {"inventory": "example", "status": null, "technique_id": null, "skip": 0, "limit": 50}
 MATCH (:Inventory {name: $inventory})-[:HAS_RULE]->(r:DetectionRule)
@@ -8,7 +8,7 @@ OPTIONAL MATCH (r)-[c:COVERS]->(t:Technique)
 WITH r, c, t
 WHERE $technique_id IS NULL OR t.attack_id = $technique_id
 WITH r, collect(CASE WHEN c IS NULL THEN null
-                     ELSE {technique_id: t.attack_id, via: c.via, tag: c.tag, partial: c.partial}
+                     ELSE {technique_id: t.attack_id, via: c.via, tag: c.tag}
                 END) AS covers
 WHERE $technique_id IS NULL OR size(covers) > 0
 RETURN r.name AS name, r.rule_id AS rule_id, r.file AS file, r.status AS status,

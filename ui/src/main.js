@@ -235,7 +235,10 @@ function render(net) {
     document.body.dataset.metric = net.metric;
     document.body.dataset.nodes = String(net.node_count);
     setState('ready');
-    if (state.selected) select(state.selected, { center: false });
+    // ?actor= may be a name or an alias (APT28, Fancy Bear): resolve it like the search box.
+    if (state.selected && !state.network.nodes.some((n) => n.group_id === state.selected)) {
+      search(state.selected);
+    } else if (state.selected) select(state.selected, { center: false });
   });
   layout.run();
 }
