@@ -114,9 +114,11 @@ def snapshot_from_objects(
     for o in objects:
         if o.get("type") != "intrusion-set":
             continue
-        software = current_targets(o["id"], "uses", "malware--") | current_targets(
-            o["id"], "uses", "tool--"
-        )
+        # the group's own software and its campaigns' (the path kinds of actor_techniques)
+        software: set[str] = set()
+        for src in {o["id"], *campaigns_of.get(o["id"], ())}:
+            software |= current_targets(src, "uses", "malware--")
+            software |= current_targets(src, "uses", "tool--")
         groups.append(
             GroupState(
                 stix_id=o["id"],

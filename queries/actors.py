@@ -20,9 +20,20 @@ DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
 
 
 class PathKind(StrEnum):
+    """How an actor is tied to a technique, defined once in the ``actor_techniques`` block of the
+    Cypher catalog: ``direct`` (it USES the technique), ``software`` (software it uses, or that a
+    campaign attributed to it uses, uses the technique), ``campaign`` (a campaign attributed to
+    it uses the technique)."""
+
     direct = "direct"
     software = "software"
     campaign = "campaign"
+
+
+def path_kinds(include_software: bool) -> list[str]:
+    """The path kinds of a technique set: direct and campaign, and software when asked."""
+    kinds = [PathKind.direct.value, PathKind.campaign.value]
+    return kinds + [PathKind.software.value] if include_software else kinds
 
 
 # ---------------------------------------------------------------- models
@@ -337,7 +348,7 @@ def group_technique_sets(
     rows = graph.read(
         Q.group_technique_sets,
         group_ids=group_ids,
-        include_software=include_software,
+        kinds=path_kinds(include_software),
         domain=_check_domain(domain),
     )
     return {

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
+from .actors import path_kinds
 from .cache import cached_service, freeze, memo
 from .catalog import Q
 from .errors import InvalidInput, NotFound
@@ -662,7 +663,7 @@ def _gap_analysis(
     tm_rows = graph.read(
         Q.coverage_threat_model,
         group_ids=list(weight_of),
-        include_software=include_software,
+        kinds=path_kinds(include_software),
         domain=dom,
         platforms=plats,
     )

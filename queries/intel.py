@@ -27,7 +27,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .actors import PathKind, _check_domain, group_technique_sets, technique_details
+from .actors import (
+    PathKind,
+    _check_domain,
+    group_technique_sets,
+    path_kinds,
+    technique_details,
+)
 from .cache import cached_answer
 from .catalog import Q
 from .errors import InvalidInput, NotFound
@@ -443,7 +449,7 @@ def cluster_technique_sets(
         graph,
         Q.intel_cluster_technique_sets,
         cluster_ids=cluster_ids,
-        include_software=include_software,
+        kinds=path_kinds(include_software),
         domain=domain,
     )
     return {

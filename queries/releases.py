@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from .actors import path_kinds
 from .catalog import Q
 from .errors import InvalidInput, NotFound
 from .graph import Graph
@@ -67,7 +68,8 @@ class GroupState(BaseModel):
         default_factory=list, description="used in campaigns attributed to the group, sorted"
     )
     software_techniques: list[str] = Field(
-        default_factory=list, description="used by the group's software, sorted"
+        default_factory=list,
+        description="used by the group's software (its own and its campaigns'), sorted",
     )
 
 
@@ -909,7 +911,7 @@ def threat_model_changes(
             rows = graph.read(
                 Q.coverage_threat_model,
                 group_ids=clusters,
-                include_software=model.include_software,
+                kinds=path_kinds(model.include_software),
                 domain=new.domain,
                 platforms=[],
             )
