@@ -210,6 +210,9 @@ def load(
             progress=RichProgress(),
             on_fetch=lambda msg: err.print(msg),
         )
+    for r in results:
+        for warning in r.warnings:
+            err.print(f"warning: {r.source}: {warning}", markup=False, highlight=False)
     rows = [
         {
             "domain": r.domain,

@@ -211,12 +211,16 @@ def snapshot_from_fetched(
         raise BundleError(f"{fetched.source}: holds {found}, not {normalize_domain(domain)}")
     version = release or detect_release(fetched.objects, fetched.name_hint)
     try:
-        to_rows(fetched.objects, domain=found, spec_version=fetched.spec_version, release=version)
+        rows = to_rows(
+            fetched.objects, domain=found, spec_version=fetched.spec_version, release=version
+        )
     except BundleError as exc:
         raise BundleError(f"{fetched.source}: {exc}") from None
-    return snapshot_from_objects(
+    snap = snapshot_from_objects(
         fetched.objects, domain=found, version=version, source=fetched.source
     )
+    snap.warnings = list(rows.warnings)
+    return snap
 
 
 def snapshot_from_source(
@@ -281,6 +285,8 @@ def diff_with(
     else:
         from_graph = False
     result = diff_snapshots(old_snap, new_snap)
+    for snap in (old_snap, new_snap):
+        result.notes += [f"{snap.source}: {w}" for w in snap.warnings]
     if impact and graph is not None:
         try:
             rules = inventory_rules(graph)

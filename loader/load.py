@@ -36,6 +36,7 @@ class LoadResult:
     counts: dict[str, int]
     skipped: dict[str, int]
     seconds: float
+    warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -141,6 +142,7 @@ def load_bundle(
         counts=counts,
         skipped=dict(rows.skipped),
         seconds=t_end - t0,
+        warnings=list(rows.warnings),
         timings={
             "validate_and_transform": t_rows - t0,
             "schema": t_schema - t_rows,

@@ -106,6 +106,9 @@ class GraphRows:
     when the data component's own ``x_mitre_log_sources`` names it)."""
     analytic_log_sources: list[dict[str, Any]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    """What loads but deserves a word: a retired (revoked or deprecated) technique whose kill
+    chain phase names no tactic of the release (loaded without that tactic)."""
 
     def node_count(self) -> int:
         return sum(len(v) for v in self.nodes.values()) + len(self.log_sources)
@@ -351,7 +354,8 @@ def to_rows(
         return ref
 
     tactics_by_short: dict[tuple[str, str], str] = {}
-    technique_phases: list[tuple[str, str, str, str]] = []  # (tech id, domain, phase, where)
+    # (tech id, domain, phase, where, name, what retired it or None)
+    technique_phases: list[tuple[str, str, str, str, str, str | None]] = []
     log_sources: dict[str, dict[str, Any]] = {}
     has_attack_object = False
 
@@ -402,7 +406,12 @@ def to_rows(
                 if pdomain is None:
                     continue  # a kill chain that is not ATT&CK's
                 tactic_names.append(p["phase_name"])
-                technique_phases.append((obj["id"], pdomain, p["phase_name"], where))
+                retired = (
+                    "revoked" if props["revoked"] else "deprecated" if props["deprecated"] else None
+                )
+                technique_phases.append(
+                    (obj["id"], pdomain, p["phase_name"], where, obj["name"], retired)
+                )
             props["tactics"] = tactic_names
         elif otype == "x-mitre-tactic":
             short = _require_str(obj, "x_mitre_shortname", where)
@@ -462,14 +471,23 @@ def to_rows(
         raise BundleError("not an ATT&CK bundle: no object carries a mitre-attack external id")
 
     graph_tactics: dict[tuple[str, str], str] | None = None
-    for tech, pdomain, phase, where in technique_phases:
+    for tech, pdomain, phase, where, name, retired in technique_phases:
         tactic = tactics_by_short.get((pdomain, phase))
         if tactic is None and known_tactics is not None:
             if graph_tactics is None:
                 graph_tactics = known_tactics()
             tactic = graph_tactics.get((pdomain, phase))
         if tactic is None and (tactics_by_short or graph_tactics):
-            raise BundleError(f"{where}: kill chain phase {phase!r} names no tactic of {pdomain}")
+            if retired is None:
+                raise BundleError(
+                    f"{where} {name!r}: kill chain phase {phase!r} names no tactic of {pdomain}"
+                )
+            # A release that drops a tactic keeps its retired objects as they were: a leftover
+            # phase on one of them must not reject the whole release.
+            rows.warnings.append(
+                f"{where} {name!r} ({retired}): kill chain phase {phase!r} names no tactic of "
+                f"{pdomain}; loaded without it"
+            )
         if tactic is not None:
             rows.in_tactic.append({"src": tech, "dst": tactic})
 

@@ -113,6 +113,11 @@ class ReleaseSnapshot(BaseModel):
     groups: list[GroupState]
     components: list[ComponentDetection]
     detection: DetectionSummary
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the bundle's validation let through with a word (a retired technique "
+        "whose kill chain phase names no tactic of the release)",
+    )
 
 
 def snapshot_from_graph(graph: Graph, *, domain: str) -> ReleaseSnapshot:
