@@ -18,6 +18,7 @@ from queries.releases import (
     GroupState,
     ReleaseDiff,
     ReleaseSnapshot,
+    TacticState,
     TechniqueState,
     detection_model,
     diff_snapshots,
@@ -189,6 +190,18 @@ def snapshot_from_objects(
         analytics=analytics,
         log_sources=len(log_sources),
     )
+    tactics = [
+        TacticState(
+            stix_id=o["id"],
+            attack_id=attack_id(o),
+            name=o["name"],
+            shortname=o.get("x_mitre_shortname", ""),
+            revoked=bool(o.get("revoked", False)),
+            deprecated=bool(o.get("x_mitre_deprecated", False)),
+        )
+        for o in objects
+        if o.get("type") == "x-mitre-tactic"
+    ]
     return ReleaseSnapshot(
         domain=domain,
         version=version,
@@ -197,6 +210,7 @@ def snapshot_from_objects(
         groups=sorted(groups, key=lambda g: g.stix_id),
         components=sorted(components, key=lambda c: c.stix_id),
         detection=detection,
+        tactics=sorted(tactics, key=lambda t: t.stix_id),
     )
 
 

@@ -354,7 +354,7 @@ def to_rows(
         return ref
 
     tactics_by_short: dict[tuple[str, str], str] = {}
-    # (tech id, domain, phase, where, name, what retired it or None)
+    # (tech id, domain, phase, where, name or ATT&CK id, what retired it or None)
     technique_phases: list[tuple[str, str, str, str, str, str | None]] = []
     log_sources: dict[str, dict[str, Any]] = {}
     has_attack_object = False
@@ -410,7 +410,7 @@ def to_rows(
                     "revoked" if props["revoked"] else "deprecated" if props["deprecated"] else None
                 )
                 technique_phases.append(
-                    (obj["id"], pdomain, p["phase_name"], where, obj["name"], retired)
+                    (obj["id"], pdomain, p["phase_name"], where, aid or obj["name"], retired)
                 )
             props["tactics"] = tactic_names
         elif otype == "x-mitre-tactic":
@@ -471,6 +471,7 @@ def to_rows(
         raise BundleError("not an ATT&CK bundle: no object carries a mitre-attack external id")
 
     graph_tactics: dict[tuple[str, str], str] | None = None
+    leftovers: dict[tuple[str, str], list[str]] = {}  # (domain, phase) -> retired techniques
     for tech, pdomain, phase, where, name, retired in technique_phases:
         tactic = tactics_by_short.get((pdomain, phase))
         if tactic is None and known_tactics is not None:
@@ -484,12 +485,14 @@ def to_rows(
                 )
             # A release that drops a tactic keeps its retired objects as they were: a leftover
             # phase on one of them must not reject the whole release.
-            rows.warnings.append(
-                f"{where} {name!r} ({retired}): kill chain phase {phase!r} names no tactic of "
-                f"{pdomain}; loaded without it"
-            )
+            leftovers.setdefault((pdomain, phase), []).append(f"{name} ({retired})")
         if tactic is not None:
             rows.in_tactic.append({"src": tech, "dst": tactic})
+    for (pdomain, phase), retired_ones in sorted(leftovers.items()):
+        rows.warnings.append(
+            f"{len(retired_ones)} retired technique(s) name kill chain phase {phase!r}, no tactic "
+            f"of {pdomain}: loaded without it: {', '.join(sorted(retired_ones))}"
+        )
 
     for i, obj in enumerate(objects):
         if obj["type"] != "relationship":

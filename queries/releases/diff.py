@@ -10,7 +10,14 @@ from pydantic import BaseModel, Field
 from ..errors import InvalidInput
 from .impact import InventoryImpact
 from .model_change import ThreatModelChange
-from .snapshots import ComponentDetection, DetectionSummary, ReleaseSnapshot, TechniqueState
+from .snapshots import (
+    ComponentDetection,
+    DetectionSummary,
+    GroupState,
+    ReleaseSnapshot,
+    TacticState,
+    TechniqueState,
+)
 
 
 class TechniqueChange(BaseModel):
@@ -35,6 +42,13 @@ class TechniqueMoved(TechniqueChange):
     removed_tactics: list[str]
 
 
+class KindChange(BaseModel):
+    old_count: int
+    new_count: int
+    gained: list[str]
+    lost: list[str]
+
+
 class GroupChange(BaseModel):
     group_id: str
     name: str
@@ -42,10 +56,70 @@ class GroupChange(BaseModel):
         description="changed: in both releases; added: new group; retired: revoked, deprecated "
         "or gone in the new release"
     )
-    old_count: int
+    old_count: int = Field(description="techniques by every path kind in the old release")
     new_count: int
-    gained: list[str]
+    gained: list[str] = Field(description="techniques the group is tied to only in the new one")
     lost: list[str]
+    changed_through: list[str] = Field(
+        default_factory=list,
+        description="the path kinds (direct, campaign, software) whose technique sets changed",
+    )
+    by_kind: dict[str, KindChange] = Field(
+        default_factory=dict, description="path kind -> how its technique set changed"
+    )
+
+
+class TacticRef(BaseModel):
+    tactic_id: str
+    name: str
+    shortname: str
+
+
+class TacticRenamed(TacticRef):
+    old_name: str
+    old_shortname: str
+
+
+class TacticFlow(TacticRef):
+    techniques: list[str] = Field(
+        default_factory=list, description="techniques of the old tactic now in this one"
+    )
+    replaced: list[str] = Field(
+        default_factory=list,
+        description="techniques of the old tactic revoked into a technique of this one",
+    )
+
+
+class TacticSplit(TacticRef):
+    """An old tactic (named as in the old release) whose techniques went to several tactics of
+    the new release, one of them new (or the old one gone)."""
+
+    went_to: list[TacticFlow]
+    retired: list[str] = Field(
+        default_factory=list, description="its techniques retired without a replacement"
+    )
+
+
+class TacticMerged(TacticRef):
+    """A tactic of the new release that took the techniques of several old tactics, one of them
+    gone from the new release."""
+
+    came_from: list[TacticFlow] = Field(description="the old tactics, named as they were")
+
+
+class TacticChanges(BaseModel):
+    added: list[TacticRef] = Field(default_factory=list)
+    removed: list[TacticRef] = Field(default_factory=list)
+    renamed: list[TacticRenamed] = Field(
+        default_factory=list, description="same tactic (STIX id), new name or shortname"
+    )
+    split: list[TacticSplit] = Field(default_factory=list)
+    merged: list[TacticMerged] = Field(default_factory=list)
+    flows: list[TacticSplit] = Field(
+        default_factory=list,
+        description="where the techniques of every old tactic that lost some went (splits, "
+        "merges and removals included)",
+    )
 
 
 class ComponentChange(BaseModel):
@@ -83,6 +157,7 @@ class ReleaseDiff(BaseModel):
     deprecated: list[TechniqueChange]
     renamed: list[TechniqueRenamed]
     moved: list[TechniqueMoved]
+    tactics: TacticChanges = Field(default_factory=TacticChanges)
     groups: list[GroupChange]
     detection: DetectionChange
     impact: list[InventoryImpact] | None = Field(
@@ -155,7 +230,13 @@ def diff_snapshots(old: ReleaseSnapshot, new: ReleaseSnapshot) -> ReleaseDiff:
             )
     groups = _group_changes(old, new)
     detection = _detection_change(old, new)
+    tactics = tactic_changes(old, new)
     summary = {
+        "tactics_added": len(tactics.added),
+        "tactics_removed": len(tactics.removed),
+        "tactics_renamed": len(tactics.renamed),
+        "tactics_split": len(tactics.split),
+        "tactics_merged": len(tactics.merged),
         "techniques_added": len(added),
         "techniques_removed": len(removed),
         "techniques_revoked": len(revoked),
@@ -163,6 +244,12 @@ def diff_snapshots(old: ReleaseSnapshot, new: ReleaseSnapshot) -> ReleaseDiff:
         "techniques_renamed": len(renamed),
         "techniques_moved": len(moved),
         "groups_changed": sum(1 for g in groups if g.status == "changed"),
+        **{
+            f"groups_changed_{kind}": sum(
+                1 for g in groups if g.status == "changed" and kind in g.changed_through
+            )
+            for kind in KINDS
+        },
         "groups_added": sum(1 for g in groups if g.status == "added"),
         "groups_retired": sum(1 for g in groups if g.status == "retired"),
         "data_components_changed": len(detection.components),
@@ -180,12 +267,28 @@ def diff_snapshots(old: ReleaseSnapshot, new: ReleaseSnapshot) -> ReleaseDiff:
         deprecated=sorted(deprecated, key=key),
         renamed=sorted(renamed, key=key),
         moved=sorted(moved, key=key),
+        tactics=tactics,
         groups=groups,
         detection=detection,
     )
 
 
+KINDS = ("direct", "campaign", "software")  # the path kinds (queries.actors.PathKind)
+
+
+def _kind_sets(g: GroupState | None, current: bool) -> dict[str, set[str]]:
+    if g is None or not current:
+        return {k: set() for k in KINDS}
+    return {
+        "direct": set(g.techniques),
+        "campaign": set(g.campaign_techniques),
+        "software": set(g.software_techniques),
+    }
+
+
 def _group_changes(old: ReleaseSnapshot, new: ReleaseSnapshot) -> list[GroupChange]:
+    """Groups whose techniques changed through any path kind (direct, campaign, software: the
+    group's own and its campaigns'), with the change of each kind."""
     o = {g.stix_id: g for g in old.groups}
     n = {g.stix_id: g for g in new.groups}
     out: list[GroupChange] = []
@@ -195,10 +298,20 @@ def _group_changes(old: ReleaseSnapshot, new: ReleaseSnapshot) -> list[GroupChan
         new_current = ng is not None and not ng.revoked and not ng.deprecated
         if not old_current and not new_current:
             continue
-        before = set(og.techniques) if old_current and og else set()
-        after = set(ng.techniques) if new_current and ng else set()
-        if old_current and new_current and before == after:
+        ob, nb = _kind_sets(og, old_current), _kind_sets(ng, new_current)
+        by_kind = {
+            k: KindChange(
+                old_count=len(ob[k]),
+                new_count=len(nb[k]),
+                gained=sorted(nb[k] - ob[k]),
+                lost=sorted(ob[k] - nb[k]),
+            )
+            for k in KINDS
+            if ob[k] != nb[k]
+        }
+        if old_current and new_current and not by_kind:
             continue
+        before, after = set().union(*ob.values()), set().union(*nb.values())
         status = (
             "changed" if old_current and new_current else ("added" if new_current else "retired")
         )
@@ -213,9 +326,101 @@ def _group_changes(old: ReleaseSnapshot, new: ReleaseSnapshot) -> list[GroupChan
                 new_count=len(after),
                 gained=sorted(after - before),
                 lost=sorted(before - after),
+                changed_through=list(by_kind),
+                by_kind=by_kind,
             )
         )
     return sorted(out, key=lambda g: g.group_id)
+
+
+def _tref(t: TacticState) -> dict[str, str]:
+    return {"tactic_id": t.attack_id or t.stix_id, "name": t.name, "shortname": t.shortname}
+
+
+def tactic_changes(old: ReleaseSnapshot, new: ReleaseSnapshot) -> TacticChanges:
+    """Tactics added, removed and renamed (matched by STIX id), and where the techniques of each
+    old tactic went: a technique of old tactic X now in tactic Y (and not in Y before, unless Y
+    is X) flows from X to Y; one revoked flows to its replacement's tactics. X is **split** when
+    its techniques went to several tactics, one of them new in this release (or X is gone); Y
+    **merged** old tactics when it took techniques from several, one of them gone."""
+    ot = {t.stix_id: t for t in old.tactics if t.current}
+    nt = {t.stix_id: t for t in new.tactics if t.current}
+    o_short = {t.shortname: i for i, t in ot.items()}
+    n_short = {t.shortname: i for i, t in nt.items()}
+    n_tech = {t.stix_id: t for t in new.techniques}
+    n_by_aid = {t.attack_id: t for t in new.techniques if t.attack_id and t.current}
+    moved: dict[str, dict[str, list[str]]] = {}  # old tactic -> new tactic -> technique ids
+    replaced: dict[str, dict[str, list[str]]] = {}  # ... -> old ids revoked into it
+    retired: dict[str, list[str]] = {}
+    for t in old.techniques:
+        if not t.current:
+            continue
+        tid = t.attack_id or t.stix_id
+        before = {o_short[s] for s in t.tactics if s in o_short}
+        now = n_tech.get(t.stix_id)
+        target, into = now, moved
+        if now is None or not now.current:
+            target = n_by_aid.get(now.replaced_by or "") if now is not None else None
+            into = replaced
+        after = {n_short[s] for s in target.tactics if s in n_short} if target else set()
+        for x in before:
+            dest = after - (before - {x}) if into is moved else after
+            if not dest and into is replaced:
+                retired.setdefault(x, []).append(tid)
+            for y in dest:
+                into.setdefault(x, {}).setdefault(y, []).append(tid)
+    flows: list[TacticSplit] = []
+    split: list[TacticSplit] = []
+    for x in sorted(ot, key=lambda i: ot[i].attack_id or i):
+        dests = set(moved.get(x, {})) | set(replaced.get(x, {}))
+        if dests <= {x} and x in nt and not retired.get(x):
+            continue  # every technique stayed (or left only for its other tactics)
+        went = [
+            TacticFlow(
+                **_tref(nt[y]),
+                techniques=sorted(moved.get(x, {}).get(y, [])),
+                replaced=sorted(replaced.get(x, {}).get(y, [])),
+            )
+            for y in sorted(dests, key=lambda i: (-len(moved.get(x, {}).get(i, [])), i))
+        ]
+        entry = TacticSplit(**_tref(ot[x]), went_to=went, retired=sorted(retired.get(x, [])))
+        if dests - {x}:
+            flows.append(entry)
+        if len(dests) >= 2 and (x not in nt or any(y not in ot for y in dests)):
+            split.append(entry)
+    merged: list[TacticMerged] = []
+    for y in sorted(nt, key=lambda i: nt[i].attack_id or i):
+        sources = [x for x in ot if y in moved.get(x, {}) or y in replaced.get(x, {})]
+        if len(sources) >= 2 and any(x not in nt for x in sources):
+            merged.append(
+                TacticMerged(
+                    **_tref(nt[y]),
+                    came_from=[
+                        TacticFlow(
+                            **_tref(ot[x]),
+                            techniques=sorted(moved.get(x, {}).get(y, [])),
+                            replaced=sorted(replaced.get(x, {}).get(y, [])),
+                        )
+                        for x in sorted(sources, key=lambda i: ot[i].attack_id or i)
+                    ],
+                )
+            )
+    key = lambda t: t.tactic_id  # noqa: E731
+    return TacticChanges(
+        added=sorted((TacticRef(**_tref(t)) for i, t in nt.items() if i not in ot), key=key),
+        removed=sorted((TacticRef(**_tref(t)) for i, t in ot.items() if i not in nt), key=key),
+        renamed=sorted(
+            (
+                TacticRenamed(**_tref(nt[i]), old_name=t.name, old_shortname=t.shortname)
+                for i, t in ot.items()
+                if i in nt and (nt[i].name, nt[i].shortname) != (t.name, t.shortname)
+            ),
+            key=key,
+        ),
+        split=split,
+        merged=merged,
+        flows=flows,
+    )
 
 
 def _detection_change(old: ReleaseSnapshot, new: ReleaseSnapshot) -> DetectionChange:

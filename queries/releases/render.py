@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .diff import ReleaseDiff, TechniqueChange
+from .diff import GroupChange, ReleaseDiff, TacticFlow, TacticRef, TechniqueChange
 from .model_change import ThreatModelChange
 
 ADDED_COLOR = "#8ec843"
@@ -122,6 +122,52 @@ def _md_table(headers: list[str], rows: list[list[object]]) -> list[str]:
     return out + [""]
 
 
+def _tactic(t: TacticRef) -> str:
+    return f"{t.shortname} ({t.tactic_id})"
+
+
+def _went(flows: list[TacticFlow]) -> str:
+    parts = []
+    for f in flows:
+        text = f"{_tactic(f)}: {len(f.techniques)}"
+        if f.replaced:
+            text += f" + {len(f.replaced)} revoked into it"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def tactic_rows(diff: ReleaseDiff) -> list[dict[str, str]]:
+    """The tactics section as rows (change, tactic, detail), for the table and Markdown."""
+    t = diff.tactics
+    rows = [{"change": "added", "tactic": _tactic(x), "detail": x.name} for x in t.added]
+    rows += [{"change": "removed", "tactic": _tactic(x), "detail": x.name} for x in t.removed]
+    rows += [
+        {
+            "change": "renamed",
+            "tactic": _tactic(x),
+            "detail": f"was {x.old_shortname} ({x.old_name}); now {x.name}",
+        }
+        for x in t.renamed
+    ]
+    split = {x.tactic_id for x in t.split}
+    for x in t.flows:
+        change = "split" if x.tactic_id in split else "techniques left"
+        detail = f"its techniques went to {_went(x.went_to)}"
+        if x.retired:
+            detail += f"; {len(x.retired)} retired"
+        rows.append({"change": change, "tactic": _tactic(x), "detail": detail})
+    rows += [
+        {"change": "merged", "tactic": _tactic(x), "detail": f"took from {_went(x.came_from)}"}
+        for x in t.merged
+    ]
+    return rows
+
+
+def group_kinds(g: GroupChange) -> str:
+    """How a group's change splits over the path kinds: 'direct +1/-1, software +3/-2'."""
+    return ", ".join(f"{k} +{len(c.gained)}/-{len(c.lost)}" for k, c in g.by_kind.items())
+
+
 def diff_markdown(diff: ReleaseDiff) -> str:
     """The diff as Markdown: a summary, then one table per kind of change."""
     lines = [
@@ -135,6 +181,8 @@ def diff_markdown(diff: ReleaseDiff) -> str:
         ["change", "count"], [[k.replace("_", " "), v] for k, v in diff.summary.items()]
     )
     sections: list[tuple[str, list[str], list[list[object]]]] = [
+        ("Tactics", ["change", "tactic", "detail"],
+         [[r["change"], r["tactic"], r["detail"]] for r in tactic_rows(diff)]),
         ("Techniques added", ["id", "name", "tactics"],
          [[c.technique_id, c.name, c.tactics] for c in diff.added]),
         ("Techniques removed", ["id", "name", "tactics"],
@@ -148,10 +196,10 @@ def diff_markdown(diff: ReleaseDiff) -> str:
          [[c.technique_id, c.old_name, c.name] for c in diff.renamed]),
         ("Techniques moved between tactics", ["id", "name", "old tactics", "new tactics"],
          [[c.technique_id, c.name, c.old_tactics, c.tactics] for c in diff.moved]),
-        ("Groups whose techniques changed", ["id", "name", "status", "before", "after", "gained",
-                                             "lost"],
-         [[g.group_id, g.name, g.status, g.old_count, g.new_count, g.gained, g.lost]
-          for g in diff.groups]),
+        ("Groups whose techniques changed (through every path kind)",
+         ["id", "name", "status", "through", "before", "after", "gained", "lost"],
+         [[g.group_id, g.name, g.status, group_kinds(g), g.old_count, g.new_count, g.gained,
+           g.lost] for g in diff.groups]),
     ]  # fmt: skip
     for title, headers, rows in sections:
         if rows:

@@ -45,6 +45,19 @@ class TechniqueState(BaseModel):
         return not self.revoked and not self.deprecated
 
 
+class TacticState(BaseModel):
+    stix_id: str
+    attack_id: str | None
+    name: str
+    shortname: str = Field(description="what a technique's kill chain phase names it by")
+    revoked: bool = False
+    deprecated: bool = False
+
+    @property
+    def current(self) -> bool:
+        return not self.revoked and not self.deprecated
+
+
 class GroupState(BaseModel):
     stix_id: str
     attack_id: str | None
@@ -101,6 +114,7 @@ class ReleaseSnapshot(BaseModel):
     groups: list[GroupState]
     components: list[ComponentDetection]
     detection: DetectionSummary
+    tactics: list[TacticState] = Field(default_factory=list)
     warnings: list[str] = Field(
         default_factory=list,
         description="what the bundle's validation let through with a word (a retired technique "
@@ -133,6 +147,9 @@ def snapshot_from_graph(graph: Graph, *, domain: str) -> ReleaseSnapshot:
         ComponentDetection(**{**r, "direct": sorted(r["direct"]), "via": sorted(r["via"])})
         for r in graph.read(Q.release_component_detections, domain=domain, limit=ALL_ROWS)
     ]
+    tactics = [
+        TacticState(**r) for r in graph.read(Q.release_tactic_states, domain=domain, limit=ALL_ROWS)
+    ]
     c = graph.read(Q.release_detection_counts, domain=domain)[0]
     detection = DetectionSummary(
         model=detection_model(c["component_detects"], c["strategies"]),  # type: ignore[arg-type]
@@ -146,4 +163,5 @@ def snapshot_from_graph(graph: Graph, *, domain: str) -> ReleaseSnapshot:
         groups=groups,
         components=components,
         detection=detection,
+        tactics=tactics,
     )
