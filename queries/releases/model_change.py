@@ -345,7 +345,7 @@ def threat_model_changes(
     saved threat model filtered to no other domain than the diff's; those skipped are said in
     ``notes``). The organisation's own clusters bring the techniques the graph holds for them,
     judged against each release."""
-    from .threat_models import list_threat_models
+    from ..threat_models import list_threat_models
 
     if models is None:
         chosen = []

@@ -14,7 +14,7 @@ def diff_layer(diff: ReleaseDiff) -> dict[str, object]:
     """The diff as an ATT&CK Navigator layer (format 4.5) for the new release: added techniques
     green, renamed or moved ones yellow, revoked, deprecated or removed ones red, each with a
     comment saying what changed."""
-    from .layers import build_layer
+    from ..layers import build_layer
 
     entries: dict[str, dict[str, object]] = {}
     severity = {ADDED_COLOR: 0, CHANGED_COLOR: 1, RETIRED_COLOR: 2}
@@ -76,7 +76,7 @@ def model_change_layer(change: ThreatModelChange) -> dict[str, object]:
     coverage (covered green, partial yellow, gap red); the techniques whose status or actors
     changed score 1 (the others 0) and say why in their comment, so that the Navigator's score
     filter shows only what the release changed."""
-    from .layers import build_layer
+    from ..layers import build_layer
 
     why = {c.technique_id: c for c in change.techniques}
     colors = {"covered": COVERED_COLOR, "partial": PARTIAL_COLOR, "gap": GAP_COLOR}
