@@ -262,14 +262,7 @@ def profile_group(
         )
     details = technique_details(graph, list(evidence))
     if tactic:
-        known = graph.read(Q.tactic_names)
-        if not any(
-            tactic.strip().lower() in (r["shortname"].lower(), r["name"].lower()) for r in known
-        ):
-            raise InvalidInput(
-                f"tactic {tactic!r} is not a tactic of the loaded releases",
-                suggestions=sorted({r["shortname"] for r in known}),
-            )
+        check_tactic(graph, tactic, domain=dom)
         evidence = defaultdict(
             list, {t: ev for t, ev in evidence.items() if _tactic_matches(details[t], tactic)}
         )
@@ -329,6 +322,40 @@ def profile_group(
         software=software,
         campaigns=campaigns,
         mitigations=mitigations,
+    )
+
+
+def check_tactic(graph: Graph, tactic: str, *, domain: str | None = None) -> None:
+    """InvalidInput unless ``tactic`` (shortname or name) is a tactic of the loaded releases
+    (of ``domain`` when given); a tactic a later release renamed, split or merged is said so,
+    with where it went (from the history the loads recorded on the tactics)."""
+    wanted = tactic.strip().lower()
+    known = [r for r in graph.read(Q.tactic_names) if domain is None or r["domain"] == domain]
+    if any(wanted in (r["shortname"].lower(), r["name"].lower()) for r in known):
+        return
+    renamed = [r for r in known if wanted in (x.lower() for x in r["former"])]
+    took = [r for r in known if wanted in (x.lower() for x in r["took_from"])]
+    heirs = {r["tactic_id"]: r for r in renamed + took}
+    where = " and ".join(f"{r['shortname']} ({r['tactic_id']})" for r in heirs.values())
+    domains = {r["domain"] for r in heirs.values()}
+    versions = sorted(
+        f"{r['domain']} {r['version']}"
+        for r in (graph.read(Q.releases, limit=10) if heirs else [])
+        if r["domain"] in domains and r["version"]
+    )
+    what = "the loaded releases" if not versions else ", ".join(versions)
+    if len(heirs) > 1:
+        how = f"; it was split into {where}"
+    elif renamed:
+        how = f"; it was renamed {where}"
+    elif took:
+        how = f"; it was merged into {where}"
+    else:
+        how = ""
+    raise InvalidInput(
+        f"{tactic.strip()} is not a tactic of {what}{how}",
+        suggestions=[r["shortname"] for r in heirs.values()]
+        or sorted({r["shortname"] for r in known}),
     )
 
 
