@@ -134,9 +134,19 @@ def neo4j_stop(home: HomeOpt = None) -> None:
 
 
 @neo4j_app.command("status")
-def neo4j_status(home: HomeOpt = None, bolt_port: BoltOpt = 7687, fmt: FormatOpt = Format.table):
+def neo4j_status(
+    home: HomeOpt = None,
+    bolt_port: Annotated[
+        int | None,
+        typer.Option(help="Bolt port on 127.0.0.1 (default: the one the server was started on)."),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+):
     """Is the server installed and running, and where."""
-    st = srv.status(server_config(home, bolt_port))
+    cfg = server_config(home)
+    st = srv.status(
+        srv.configured_ports(cfg) if bolt_port is None else server_config(home, bolt_port)
+    )
     data = st.__dict__
     emit(data, fmt, rows=[{"key": k, "value": v} for k, v in data.items()])
     if not st.running:

@@ -358,6 +358,8 @@ def layer_import(
             g, layer=file, min_score=min_score, similar=similar, include_software=software
         )
     )
+    for warning in found.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     if fmt == Format.json:
         emit(found, fmt)
         return
