@@ -138,7 +138,12 @@ def keep_tactic_history(graph: Graph, rows: GraphRows, objects: list[dict[str, A
                 add(by_id.get(f.tactic_id), "took_from", s.shortname)
     for m in changes.merged:
         for f in m.came_from:
-            add(by_id.get(m.tactic_id), "took_from", f.shortname)
+            if f.tactic_id != m.tactic_id:
+                add(by_id.get(m.tactic_id), "took_from", f.shortname)
+    for r in tactic_rows:  # a tactic's own names are not its history
+        for key, own in (("former_shortnames", r.get("shortname")), ("former_names", r["name"])):
+            if own in r.get(key, []):
+                r[key] = [x for x in r[key] if x != own]
 
 
 def load_bundle(
