@@ -180,6 +180,21 @@ class RichProgress(LoadProgress):
             self.bar.stop()
 
 
+def inventory_remap_line(inv: dict[str, Any]) -> str:
+    """One line for an inventory re-resolved against a new release."""
+    line = (
+        f"inventory {inv['inventory']!r} re-resolved against "
+        + ", ".join(f"{d} {v}" for d, v in sorted(inv["releases"].items()))
+        + f": {inv['techniques_covered_before']} -> {inv['techniques_covered']} techniques "
+        f"covered, {inv['rules_changed']} of {inv['rules']} rules changed"
+    )
+    if inv["ids_ambiguous"]:
+        line += "; ambiguous (split) tags to choose with a crosswalk: " + ", ".join(
+            f"{a['id']} -> {' or '.join(a['choose_from'])}" for a in inv["ids_ambiguous"]
+        )
+    return line
+
+
 @app.command()
 def load(
     bundle: Annotated[
@@ -223,6 +238,8 @@ def load(
     for r in results:
         for warning in r.warnings:
             err.print(f"warning: {r.source}: {warning}", markup=False, highlight=False)
+        for inv in r.inventories:
+            err.print(inventory_remap_line(inv), markup=False, highlight=False)
     rows = [
         {
             "domain": r.domain,

@@ -37,6 +37,8 @@ class LoadResult:
     skipped: dict[str, int]
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    # inventories re-resolved against the new release (loader.inventory_remap)
+    inventories: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -190,6 +192,9 @@ def load_bundle(
         release_extra=extra,
     )
     prog.done()
+    from .inventory_remap import remap_inventories
+
+    remapped = [r.as_dict() for r in remap_inventories(graph, domain=found)]
     t_end = time.perf_counter()
     return LoadResult(
         domain=found,
@@ -203,6 +208,7 @@ def load_bundle(
         skipped=dict(rows.skipped),
         seconds=t_end - t0,
         warnings=list(rows.warnings),
+        inventories=remapped,
         timings={
             "validate_and_transform": t_rows - t0,
             "schema": t_schema - t_rows,

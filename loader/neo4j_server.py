@@ -414,6 +414,7 @@ def configured_ports(cfg: ServerConfig) -> ServerConfig:
         text = conf.read_text(encoding="utf-8")
     except OSError:
         return cfg
+
     def port(key: str, default: int) -> int:
         m = re.search(rf"^server\.{key}\.listen_address=[^:\n]*:(\d+)\s*$", text, re.M)
         return int(m.group(1)) if m else default

@@ -18,8 +18,11 @@ from typing import Any
 import pytest
 
 from loader.diff import diff_releases, diff_with, snapshot_from_source
+from loader.inventory_import import import_inventory, load_crosswalk
+from loader.inventory_remap import remap_inventory
 from loader.load import LoadResult, load_file
 from loader.stix import BundleError, to_rows
+from queries import coverage as C
 from queries.actors import profile_group
 from queries.errors import InvalidInput
 from queries.graph import Graph
@@ -28,6 +31,7 @@ from queries.releases import ReleaseDiff, diff_markdown
 
 from .bundle_facts import ext_id, is_current, objects
 from .conftest import ENTERPRISE, ENTERPRISE_17, throwaway_server
+from .test_inventory_import import SIGMA
 from .v19_bundle import V19, build_v19
 
 pytestmark = pytest.mark.slow
@@ -105,15 +109,40 @@ def bundle_diff(v19: V19) -> ReleaseDiff:
     return diff_releases(None, old=str(ENTERPRISE), new=str(v19.path))
 
 
+SIGMA_INV, CSV_INV = "v19-sigma", "v19-csv"
+ACTORS = ["G0016", "G0007"]  # APT29, APT28
+
+
+def split_tags(v19: V19) -> dict[str, list[str]]:
+    """Old id -> the current techniques a split revoked it into (several), from the JSON."""
+    objs = load_objects(v19.path)
+    by_id = {o["id"]: o for o in objs if o["type"] == "attack-pattern"}
+    out: dict[str, list[str]] = {}
+    for r in objs:
+        if r["type"] == "relationship" and r["relationship_type"] == "revoked-by":
+            out.setdefault(ext_id(by_id[r["source_ref"]]), []).append(
+                ext_id(by_id[r["target_ref"]])
+            )
+    return {k: sorted(v) for k, v in out.items() if len(v) > 1}
+
+
 @pytest.fixture(scope="module")
 def upgraded(
     v19: V19, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Graph, Any, ReleaseDiff, LoadResult]]:
-    """A server of this module's own: 18.1 loaded, diffed against v19 from the graph, then v19
-    loaded over it."""
+    """A server of this module's own: 18.1 loaded with the Sigma corpus and a small CSV
+    inventory imported under it, diffed against v19 from the graph, then v19 loaded over it."""
     home = tmp_path_factory.mktemp("v19-neo4j")
+    csv = home / "rules.csv"
+    tags = sorted({*v19.revoked, *split_tags(v19), "T1059.001"})
+    csv.write_text(
+        "Rule Name,Technique #,ID\n" + "".join(f"rule {t},{t},R{i}\n" for i, t in enumerate(tags)),
+        encoding="utf-8",
+    )
     with throwaway_server(home, label="v19") as (cfg, settings), Graph.connect(settings) as g:
         load_file(g, str(ENTERPRISE))
+        import_inventory(g, "sigma", SIGMA, name=SIGMA_INV)
+        import_inventory(g, "csv", csv, name=CSV_INV)
         from_graph = diff_with(g, snapshot_from_source(str(v19.path)), impact=False)
         result = load_file(g, str(v19.path))
         yield g, (cfg, settings), from_graph, result
@@ -307,3 +336,78 @@ def test_neo4j_status_shows_the_ports_it_was_started_on(upgraded, tmp_path: Path
     data = json.loads(proc.stdout)
     assert data["bolt_uri"] == f"bolt://127.0.0.1:{cfg.bolt_port}"
     assert data["browser_url"] == f"http://127.0.0.1:{cfg.http_port}/browser/"
+
+
+# ----------------------------------------------- inventories re-resolved after the load
+
+
+def _statuses(ga: C.GapAnalysis) -> dict[str, str]:
+    return {
+        t.technique_id: "covered" if t.covered else "partial" if t.partial else "gap"
+        for t in ga.techniques
+    }
+
+
+def test_inventories_are_re_resolved_by_the_load_as_a_re_import_would(v19: V19, upgraded) -> None:
+    g, _, _, result = upgraded
+    assert {i["inventory"] for i in result.inventories} == {SIGMA_INV, CSV_INV}
+    sigma = next(i for i in result.inventories if i["inventory"] == SIGMA_INV)
+    assert sigma["releases"][DOMAIN] == "19.0" and sigma["releases_before"][DOMAIN] == "18.1"
+    assert sigma["rules_changed"] > 0  # rules tagged with ids v19 revoked
+    remapped = {x["id"]: x["to"] for x in sigma["ids_remapped"] if x["via"] == "revoked"}
+    assert {k: v[0] for k, v in remapped.items() if k in v19.revoked} == {
+        k: v for k, v in v19.revoked.items() if k in remapped
+    }
+    # the same rules imported now, against v19, answer the same, technique by technique
+    import_inventory(g, "sigma", SIGMA, name="v19-sigma-again")
+    for software in (False, True):
+        kept = C.gap_analysis(g, actors=ACTORS, inventory=SIGMA_INV, include_software=software)
+        again = C.gap_analysis(
+            g, actors=ACTORS, inventory="v19-sigma-again", include_software=software
+        )
+        assert _statuses(kept) == _statuses(again)
+        assert kept.inventory_releases[DOMAIN] == "19.0" and not kept.warnings
+
+
+def test_a_tag_a_split_left_ambiguous_is_listed_and_a_crosswalk_decides(v19: V19, upgraded) -> None:
+    g, *_ = upgraded
+    splits = split_tags(v19)
+    assert splits
+    info = C.inventory_info(g, inventory=CSV_INV)
+    listed = {a["id"]: a["choose_from"] for a in info.summary["ids_ambiguous"]}
+    assert listed == splits
+    rules = {r.name: r for r in C.inventory_rules(g, inventory=CSV_INV, limit=1000)}
+    for tid in splits:  # covers nothing until chosen
+        assert not [c for c in rules[f"rule {tid}"].covers if not c.partial]
+    crosswalk = load_crosswalk(v19.crosswalk)
+    chosen = remap_inventory(g, CSV_INV, crosswalk=crosswalk)
+    assert chosen.ids_ambiguous == []
+    via = {x["id"]: x for x in chosen.ids_remapped}
+    for tid in splits:
+        assert via[tid]["via"] == "crosswalk" and via[tid]["to"] == crosswalk.forward(tid)
+    again = {r.name: r for r in C.inventory_rules(g, inventory=CSV_INV, limit=1000)}
+    for tid in splits:
+        assert {c.technique_id for c in again[f"rule {tid}"].covers if not c.partial} == set(
+            crosswalk.forward(tid)
+        )
+    # the crosswalk stays with the inventory: a later re-resolution decides the same way
+    assert remap_inventory(g, CSV_INV).ids_ambiguous == []
+
+
+def test_a_coverage_answer_over_an_inventory_mapped_elsewhere_warns(upgraded) -> None:
+    g, *_ = upgraded
+    # an inventory mapped under 18.1 that nothing re-resolved (as one from an older ttpgraph)
+    g.write(
+        "MATCH (i:Inventory {name: $n}) SET i.releases = $r",
+        n=CSV_INV,
+        r=json.dumps({DOMAIN: "18.1"}),
+    )
+    g.cache.clear()
+    ga = C.gap_analysis(g, actors=ACTORS, inventory=CSV_INV)
+    assert ga.inventory_releases == {DOMAIN: "18.1"}
+    assert len(ga.warnings) == 1 and "18.1" in ga.warnings[0] and "19.0" in ga.warnings[0]
+    assert C.inventory_coverage(g, inventory=CSV_INV).warnings == ga.warnings
+    assert any(i.stale for i in C.list_inventories(g) if i.name == CSV_INV)
+    remap_inventory(g, CSV_INV)
+    again = C.gap_analysis(g, actors=ACTORS, inventory=CSV_INV)
+    assert not again.warnings and again.inventory_releases[DOMAIN] == "19.0"
