@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from .bundle_facts import ext_id
+from .bundle_facts import ext_id, is_current
 from .conftest import CORPORA, ENTERPRISE
 
 CROSSWALK_V19 = (
@@ -168,8 +168,8 @@ def build_v19(dest_dir: Path, src: Path = ENTERPRISE) -> V19:
 
     targets: dict[str, list[str]] = {}
     for a, tid, name in sorted(pairs, key=lambda p: ("." in p[1], p[1], p[0])):  # parents first
-        if a not in techniques:
-            continue
+        if a not in techniques or not is_current(techniques[a]):
+            continue  # unknown to 18.1, or retired already
         target = ensure(tid, name, techniques[a])
         if target is None or target is techniques[a]:
             continue
