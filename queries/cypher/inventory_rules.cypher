@@ -8,7 +8,8 @@ OPTIONAL MATCH (r)-[c:COVERS]->(t:Technique)
 WITH r, c, t
 WHERE $technique_id IS NULL OR t.attack_id = $technique_id
 WITH r, collect(CASE WHEN c IS NULL THEN null
-                     ELSE {technique_id: t.attack_id, via: c.via, tag: c.tag, partial: c.partial}
+                     ELSE {technique_id: t.attack_id, via: c.via, tag: c.tag,
+                           partial: coalesce(c.partial, false)}
                 END) AS covers
 WHERE $technique_id IS NULL OR size(covers) > 0
 RETURN r.name AS name, r.rule_id AS rule_id, r.file AS file, r.status AS status,
