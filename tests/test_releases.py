@@ -250,9 +250,9 @@ def assert_diff_matches(d, facts: dict[str, Any]) -> None:
     assert [c.technique_id for c in d.deprecated] == facts["deprecated"]
     assert [(c.technique_id, c.old_name, c.name) for c in d.renamed] == facts["renamed"]
     assert [(c.technique_id, c.old_tactics, c.tactics) for c in d.moved] == facts["moved"]
-    assert {
-        g.group_id: (g.status, g.gained, g.lost, g.changed_through) for g in d.groups
-    } == facts["groups"]
+    assert {g.group_id: (g.status, g.gained, g.lost, g.changed_through) for g in d.groups} == facts[
+        "groups"
+    ]
     for g in d.groups:  # each kind's change is the difference of that kind's sets
         for kind, c in g.by_kind.items():
             assert c.new_count - c.old_count == len(c.gained) - len(c.lost), (g.group_id, kind)
