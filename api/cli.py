@@ -183,9 +183,19 @@ def neo4j_stop(home: HomeOpt = None) -> None:
 
 
 @neo4j_app.command("status")
-def neo4j_status(home: HomeOpt = None, bolt_port: BoltOpt = 7687, fmt: FormatOpt = Format.table):
+def neo4j_status(
+    home: HomeOpt = None,
+    bolt_port: Annotated[
+        int | None,
+        typer.Option(help="Bolt port on 127.0.0.1 (default: the one the server was started on)."),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+):
     """Is the server installed and running, and where."""
-    st = srv.status(server_config(home, bolt_port))
+    cfg = server_config(home)
+    st = srv.status(
+        srv.configured_ports(cfg) if bolt_port is None else server_config(home, bolt_port)
+    )
     data = st.__dict__
     emit(data, fmt, rows=[{"key": k, "value": v} for k, v in data.items()])
     if not st.running:
@@ -241,6 +251,21 @@ class RichProgress(LoadProgress):
             err.print(f"{self.label}: done in {time.monotonic() - self.t0:.1f} s")
 
 
+def inventory_remap_line(inv: dict[str, Any]) -> str:
+    """One line for an inventory re-resolved against a new release."""
+    line = (
+        f"inventory {inv['inventory']!r} re-resolved against "
+        + ", ".join(f"{d} {v}" for d, v in sorted(inv["releases"].items()))
+        + f": {inv['techniques_covered_before']} -> {inv['techniques_covered']} techniques "
+        f"covered, {inv['rules_changed']} of {inv['rules']} rules changed"
+    )
+    if inv["ids_ambiguous"]:
+        line += "; ambiguous (split) tags to choose with a crosswalk: " + ", ".join(
+            f"{a['id']} -> {' or '.join(a['choose_from'])}" for a in inv["ids_ambiguous"]
+        )
+    return line
+
+
 @app.command()
 def load(
     bundle: Annotated[
@@ -281,6 +306,11 @@ def load(
             progress=RichProgress(),
             on_fetch=lambda msg: err.print(msg),
         )
+    for r in results:
+        for warning in r.warnings:
+            err.print(f"warning: {r.source}: {warning}", markup=False, highlight=False)
+        for inv in r.inventories:
+            err.print(inventory_remap_line(inv), markup=False, highlight=False)
     rows = [
         {
             "domain": r.domain,

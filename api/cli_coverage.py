@@ -27,10 +27,10 @@ from loader.inventory_import import (
 from queries import coverage as C
 from queries import plans as P
 
-from .cli import FormatOpt, app, err, out, run, user_errors
+from .cli import FormatOpt, app, err, inventory_remap_line, out, run, user_errors
 from .output import Format, bold, emit, step, styled, to_jsonable
 
-inventory_app = typer.Typer(help="Detection-rule inventories: import, list, show, delete.")
+inventory_app = typer.Typer(help="Detection-rule inventories: import, list, show, remap, delete.")
 app.add_typer(inventory_app, name="inventory")
 
 InventoryFormat = StrEnum("InventoryFormat", {k: k for k in PARSERS})  # type: ignore[misc]
@@ -239,7 +239,54 @@ def inventory_show(
     rows = [{"what": k, "value": v} for k, v in s.items() if k not in ("issues", "notes")]
     emit(info, fmt, rows=rows, columns=["what", "value"], title=f"Inventory {name}")
     if info.stale and fmt == Format.table:
-        err.print("ATT&CK was reloaded since this import: re-import to re-resolve.", style="yellow")
+        err.print(
+            f"ATT&CK was reloaded since this inventory was mapped: ttpgraph inventory remap {name}",
+            style="yellow",
+        )
+
+
+@inventory_app.command("remap")
+def inventory_remap(
+    name: Annotated[
+        str | None, typer.Argument(help="Inventory name (default: every inventory).")
+    ] = None,
+    crosswalk: Annotated[
+        Path | None,
+        typer.Option(
+            help="Technique id crosswalk (old -> new) added to the inventory's own: how to "
+            "choose for a tag a split left ambiguous."
+        ),
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Re-resolve rule tags against the loaded ATT&CK release, without re-import (a load does
+    it by itself for the inventories mapped against another release)."""
+    from loader.inventory_remap import remap_inventory
+
+    with user_errors():
+        cw = load_crosswalk(crosswalk) if crosswalk is not None else None
+    names = [name] if name else [r.name for r in run(C.list_inventories)]
+    results = run(lambda g: [remap_inventory(g, n, crosswalk=cw) for n in names])
+    if fmt == Format.json:
+        emit([r.as_dict() for r in results], fmt)
+        return
+    for r in results:
+        err.print(inventory_remap_line(r.as_dict()), markup=False, highlight=False)
+    emit(
+        [r.as_dict() for r in results],
+        fmt,
+        rows=[
+            {
+                "inventory": r.inventory,
+                "releases": ", ".join(f"{d} {v}" for d, v in sorted(r.releases.items())),
+                "covered": f"{r.techniques_covered_before} -> {r.techniques_covered}",
+                "rules_changed": r.rules_changed,
+                "ambiguous": [a["id"] for a in r.ids_ambiguous],
+            }
+            for r in results
+        ],
+        title="Inventories re-resolved",
+    )
 
 
 @inventory_app.command("delete")
@@ -305,6 +352,8 @@ def gaps(
 
 def print_gaps(ga: C.GapAnalysis, fmt: Format, *, limit: int, show_all: bool) -> None:
     """A gap analysis as JSON, CSV or tables with per-tactic bars and the top gaps' reasons."""
+    for warning in ga.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     if fmt == Format.json:
         emit(ga, fmt)
         return
@@ -363,6 +412,8 @@ def telemetry(
             level=level, collected=collected, limit=limit,
         )
     )  # fmt: skip
+    for warning in plan.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     if fmt == Format.json:
         emit(plan, fmt)
         return

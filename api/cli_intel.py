@@ -213,6 +213,7 @@ def attribute(
             "name": c.name,
             "kind": c.kind,
             "score": c.score,
+            "similarity": c.similarity,
             "coverage": c.coverage,
             "shared": f"{c.shared}/{len(a.observed)}",
             "missing": c.missing_techniques,

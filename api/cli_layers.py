@@ -21,7 +21,7 @@ from queries import layer_services as S
 from queries import layers as L
 from queries.actors import PathKind
 
-from .cli import FormatOpt, app, fail, graph, out, run, user_errors
+from .cli import FormatOpt, app, err, fail, graph, out, run, user_errors
 from .output import Format, bold, emit, step, styled
 
 layer_app = typer.Typer(
@@ -359,6 +359,8 @@ def layer_import(
             g, layer=file, min_score=min_score, similar=similar, include_software=software
         )
     )
+    for warning in found.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
     if fmt == Format.json:
         emit(found, fmt)
         return

@@ -85,8 +85,10 @@ def diff(
 ) -> None:
     """What changes between two ATT&CK releases, and which inventory rules it breaks.
 
-    Techniques added, removed, revoked (with replacement), deprecated, renamed and moved between
-    tactics; groups whose technique sets changed; the detection model (v17 data components ->
+    Tactics added, removed, renamed, split or merged (with where their techniques went);
+    techniques added, removed, revoked (with replacement), deprecated, renamed and moved between
+    tactics; groups whose technique sets changed, through each path kind (direct, campaign,
+    software); the detection model (v17 data components ->
     v18 detection strategies); rules pointing at revoked, deprecated or unknown techniques.
     """
     if not 1 <= len(bundles) <= 2:
@@ -160,11 +162,15 @@ def _print_table(d: ReleaseDiff) -> None:
         + [{"change": "moved", "technique": c.technique_id, "name": c.name,
             "detail": f"{', '.join(c.old_tactics)} -> {', '.join(c.tactics)}"} for c in d.moved]
     )  # fmt: skip
+    tactic_rows = releases.tactic_rows(d)
+    if tactic_rows:
+        emit(tactic_rows, Format.table, title="Tactics")
     if rows:
         emit(rows, Format.table, title="Techniques")
     if d.groups:
-        cols = ["group_id", "name", "status", "old_count", "new_count", "gained", "lost"]
-        emit([g.model_dump() for g in d.groups], Format.table, title="Groups", columns=cols)
+        cols = ["group_id", "name", "status", "through", "old_count", "new_count", "gained", "lost"]
+        emit([{**g.model_dump(), "through": releases.group_kinds(g)} for g in d.groups],
+             Format.table, title="Groups (through every path kind)", columns=cols)  # fmt: skip
     out.print(styled(bold("Detection model"), f": {d.detection.note}"))
     if d.detection.components:
         emit([{**c.model_dump(), "gained": len(c.gained), "lost": len(c.lost)}

@@ -7,8 +7,9 @@ techniques, rank every group as ``ttpgraph attribute`` does, and count how often
 group lands in the top 5 (ties count against it). Printed overall and per group, for the 20
 named groups of ``queries.intel.RECALL_GROUPS`` and for every group with at least 10
 techniques, then for harder observations (a quarter, a tenth, with unrelated techniques
-mixed in). The same samples are ranked by three peers in the same run: plain Jaccard (what
-``ttpgraph similar`` uses), unweighted cosine, and IDF-weighted coverage of the observation.
+mixed in). The same samples are ranked by four peers in the same run: plain Jaccard (what
+``ttpgraph similar`` uses), unweighted cosine, IDF-weighted coverage of the observation, and
+the IDF-weighted cosine alone (the score's similarity part, without the coverage).
 
 Then the cost: warm latency of ``attribute`` (answer cache off) and of ``ioc``, and the time to
 import the OpenCTI fixture. The server is a throw-away Neo4j loaded with Enterprise 18.1 unless
@@ -61,10 +62,23 @@ def weighted_coverage(
     return {a: sum(w(t) for t in observed & s) / total for a, s in sets.items() if observed & s}
 
 
+def weighted_cosine(
+    observed: set[str], sets: dict[str, set[str]], w: Callable[[str], float]
+) -> dict[str, float]:
+    """The similarity part alone (ttpgraph's score before coverage counted in it)."""
+    o_norm = math.sqrt(sum(w(t) ** 2 for t in observed))
+    return {
+        a: sum(w(t) ** 2 for t in observed & s) / (o_norm * math.sqrt(sum(w(t) ** 2 for t in s)))
+        for a, s in sets.items()
+        if observed & s
+    }
+
+
 PEERS: dict[str, Scorer] = {
     "jaccard (ttpgraph similar)": jaccard,
     "cosine, unweighted": cosine,
     "IDF-weighted coverage": weighted_coverage,
+    "IDF cosine (similarity only)": weighted_cosine,
 }
 
 

@@ -18,6 +18,7 @@ from queries.releases import (
     GroupState,
     ReleaseDiff,
     ReleaseSnapshot,
+    TacticState,
     TechniqueState,
     detection_model,
     diff_snapshots,
@@ -114,9 +115,11 @@ def snapshot_from_objects(
     for o in objects:
         if o.get("type") != "intrusion-set":
             continue
-        software = current_targets(o["id"], "uses", "malware--") | current_targets(
-            o["id"], "uses", "tool--"
-        )
+        # the group's own software and its campaigns' (the path kinds of actor_techniques)
+        software: set[str] = set()
+        for src in {o["id"], *campaigns_of.get(o["id"], ())}:
+            software |= current_targets(src, "uses", "malware--")
+            software |= current_targets(src, "uses", "tool--")
         groups.append(
             GroupState(
                 stix_id=o["id"],
@@ -187,6 +190,18 @@ def snapshot_from_objects(
         analytics=analytics,
         log_sources=len(log_sources),
     )
+    tactics = [
+        TacticState(
+            stix_id=o["id"],
+            attack_id=attack_id(o),
+            name=o["name"],
+            shortname=o.get("x_mitre_shortname", ""),
+            revoked=bool(o.get("revoked", False)),
+            deprecated=bool(o.get("x_mitre_deprecated", False)),
+        )
+        for o in objects
+        if o.get("type") == "x-mitre-tactic"
+    ]
     return ReleaseSnapshot(
         domain=domain,
         version=version,
@@ -195,6 +210,7 @@ def snapshot_from_objects(
         groups=sorted(groups, key=lambda g: g.stix_id),
         components=sorted(components, key=lambda c: c.stix_id),
         detection=detection,
+        tactics=sorted(tactics, key=lambda t: t.stix_id),
     )
 
 
@@ -209,12 +225,16 @@ def snapshot_from_fetched(
         raise BundleError(f"{fetched.source}: holds {found}, not {normalize_domain(domain)}")
     version = release or detect_release(fetched.objects, fetched.name_hint)
     try:
-        to_rows(fetched.objects, domain=found, spec_version=fetched.spec_version, release=version)
+        rows = to_rows(
+            fetched.objects, domain=found, spec_version=fetched.spec_version, release=version
+        )
     except BundleError as exc:
         raise BundleError(f"{fetched.source}: {exc}") from None
-    return snapshot_from_objects(
+    snap = snapshot_from_objects(
         fetched.objects, domain=found, version=version, source=fetched.source
     )
+    snap.warnings = list(rows.warnings)
+    return snap
 
 
 def snapshot_from_source(
@@ -279,6 +299,8 @@ def diff_with(
     else:
         from_graph = False
     result = diff_snapshots(old_snap, new_snap)
+    for snap in (old_snap, new_snap):
+        result.notes += [f"{snap.source}: {w}" for w in snap.warnings]
     if impact and graph is not None:
         try:
             rules = inventory_rules(graph)

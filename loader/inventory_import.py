@@ -534,6 +534,11 @@ def plan_import(
         "ids_remapped": listing("remapped"),
         "ids_unknown": listing("unknown"),
         "ids_retired": listing("retired"),
+        "ids_ambiguous": [  # revoked into several (a split): the user chooses, by a crosswalk
+            {"id": tid, "choose_from": res.candidates, "rules": rules_per_id[tid]}
+            for tid, res in sorted(resolutions.items())
+            if res.kind == "ambiguous"
+        ],
         "techniques_covered": len(covered),
         "techniques_partial": len(partial_only),
         "covers_edges": edge_count,

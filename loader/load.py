@@ -37,6 +37,9 @@ class LoadResult:
     counts: dict[str, int]
     skipped: dict[str, int]
     seconds: float
+    warnings: list[str] = field(default_factory=list)
+    # inventories re-resolved against the new release (loader.inventory_remap)
+    inventories: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,6 +96,65 @@ def prepare(
         raise BundleError(f"{fetched.source}: {exc}") from None
 
 
+def keep_tactic_history(graph: Graph, rows: GraphRows, objects: list[dict[str, Any]]) -> None:
+    """Carry each tactic's history onto the rows that replace it, adding what this release
+    changes: ``former_shortnames`` / ``former_names`` (a renamed tactic: ATT&CK v19 renamed
+    TA0005 defense-evasion to stealth) and ``took_from`` (the shortnames of old tactics whose
+    techniques it took in a split or a merge: v19's TA0112 defense-impairment took from
+    defense-evasion), so that a question naming a tactic the release no longer has can say
+    where it went. The flows are computed (as the release diff computes them) only when a
+    tactic of the loaded release changes its name or a new one appears."""
+    tactic_rows = [r for labels, rs in rows.nodes.items() if labels[0] == "Tactic" for r in rs]
+    if not tactic_rows:
+        return
+    loaded = {r["stix_id"]: r for r in graph.read(Q.tactic_history, domain=rows.domain)}
+    if not loaded:
+        return  # a first load: no history to keep
+    for r in tactic_rows:
+        old = loaded.get(r["stix_id"])
+        for key in ("former_shortnames", "former_names", "took_from"):
+            if old and old[key]:
+                r[key] = list(old[key])
+    changed = any(
+        r["stix_id"] not in loaded
+        or (loaded[r["stix_id"]]["shortname"], loaded[r["stix_id"]]["name"])
+        != (r.get("shortname"), r["name"])
+        for r in tactic_rows
+    )
+    if not changed:
+        return
+    from queries.releases import snapshot_from_graph, tactic_changes
+
+    from .diff import snapshot_from_objects
+
+    old_snap = snapshot_from_graph(graph, domain=rows.domain)
+    new_snap = snapshot_from_objects(
+        objects, domain=rows.domain, version=rows.release, source="bundle"
+    )
+    changes = tactic_changes(old_snap, new_snap)
+    by_id = {r.get("attack_id") or r["stix_id"]: r for r in tactic_rows}
+
+    def add(row: dict[str, Any] | None, key: str, value: str) -> None:
+        if row is not None and value not in row.setdefault(key, []):
+            row[key].append(value)
+
+    for t in changes.renamed:
+        add(by_id.get(t.tactic_id), "former_shortnames", t.old_shortname)
+        add(by_id.get(t.tactic_id), "former_names", t.old_name)
+    for s in changes.split:
+        for f in s.went_to:
+            if f.tactic_id != s.tactic_id:
+                add(by_id.get(f.tactic_id), "took_from", s.shortname)
+    for m in changes.merged:
+        for f in m.came_from:
+            if f.tactic_id != m.tactic_id:
+                add(by_id.get(m.tactic_id), "took_from", f.shortname)
+    for r in tactic_rows:  # a tactic's own names are not its history
+        for key, own in (("former_shortnames", r.get("shortname")), ("former_names", r["name"])):
+            if own in r.get(key, []):
+                r[key] = [x for x in r[key] if x != own]
+
+
 def load_bundle(
     graph: Graph,
     fetched: sources.FetchedBundle,
@@ -111,6 +173,7 @@ def load_bundle(
         known_ids=lambda: [r["stix_id"] for r in graph.read(Q.release_known_ids, limit=10_000_000)],
     )
     found = rows.domain
+    keep_tactic_history(graph, rows, fetched.objects)
     t_rows = time.perf_counter()
     with graph_lock(graph, f"load:{found}", what=f"a load of {found}"):
         return _write(graph, fetched, rows, prog, t0, t_rows)
@@ -149,6 +212,9 @@ def _write(
         release_extra=extra,
     )
     prog.done()
+    from .inventory_remap import remap_inventories
+
+    remapped = [r.as_dict() for r in remap_inventories(graph, domain=found)]
     t_end = time.perf_counter()
     return LoadResult(
         domain=found,
@@ -161,6 +227,8 @@ def _write(
         counts=counts,
         skipped=dict(rows.skipped),
         seconds=t_end - t0,
+        warnings=list(rows.warnings),
+        inventories=remapped,
         timings={
             "validate_and_transform": t_rows - t0,
             "schema": t_schema - t_rows,

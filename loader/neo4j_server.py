@@ -9,6 +9,7 @@ and waits until Bolt answers; ``stop`` sends SIGTERM and waits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import secrets
@@ -412,6 +413,24 @@ class ServerStatus:
     home: str
     bolt_uri: str
     browser_url: str
+
+
+def configured_ports(cfg: ServerConfig) -> ServerConfig:
+    """``cfg`` with the bolt and HTTP ports the server in ``cfg.home`` was started on (read
+    from the neo4j.conf that ``start`` wrote); unchanged when there is none."""
+    conf = cfg.home / "conf" / "neo4j.conf"
+    try:
+        text = conf.read_text(encoding="utf-8")
+    except OSError:
+        return cfg
+
+    def port(key: str, default: int) -> int:
+        m = re.search(rf"^server\.{key}\.listen_address=[^:\n]*:(\d+)\s*$", text, re.M)
+        return int(m.group(1)) if m else default
+
+    return dataclasses.replace(
+        cfg, bolt_port=port("bolt", cfg.bolt_port), http_port=port("http", cfg.http_port)
+    )
 
 
 def status(cfg: ServerConfig) -> ServerStatus:

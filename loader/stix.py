@@ -106,6 +106,9 @@ class GraphRows:
     when the data component's own ``x_mitre_log_sources`` names it)."""
     analytic_log_sources: list[dict[str, Any]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
+    """What loads but deserves a word: a retired (revoked or deprecated) technique whose kill
+    chain phase names no tactic of the release (loaded without that tactic)."""
 
     def node_count(self) -> int:
         return sum(len(v) for v in self.nodes.values()) + len(self.log_sources)
@@ -351,7 +354,8 @@ def to_rows(
         return ref
 
     tactics_by_short: dict[tuple[str, str], str] = {}
-    technique_phases: list[tuple[str, str, str, str]] = []  # (tech id, domain, phase, where)
+    # (tech id, domain, phase, where, name or ATT&CK id, what retired it or None)
+    technique_phases: list[tuple[str, str, str, str, str, str | None]] = []
     log_sources: dict[str, dict[str, Any]] = {}
     has_attack_object = False
 
@@ -402,7 +406,12 @@ def to_rows(
                 if pdomain is None:
                     continue  # a kill chain that is not ATT&CK's
                 tactic_names.append(p["phase_name"])
-                technique_phases.append((obj["id"], pdomain, p["phase_name"], where))
+                retired = (
+                    "revoked" if props["revoked"] else "deprecated" if props["deprecated"] else None
+                )
+                technique_phases.append(
+                    (obj["id"], pdomain, p["phase_name"], where, aid or obj["name"], retired)
+                )
             props["tactics"] = tactic_names
         elif otype == "x-mitre-tactic":
             short = _require_str(obj, "x_mitre_shortname", where)
@@ -462,16 +471,28 @@ def to_rows(
         raise BundleError("not an ATT&CK bundle: no object carries a mitre-attack external id")
 
     graph_tactics: dict[tuple[str, str], str] | None = None
-    for tech, pdomain, phase, where in technique_phases:
+    leftovers: dict[tuple[str, str], list[str]] = {}  # (domain, phase) -> retired techniques
+    for tech, pdomain, phase, where, name, retired in technique_phases:
         tactic = tactics_by_short.get((pdomain, phase))
         if tactic is None and known_tactics is not None:
             if graph_tactics is None:
                 graph_tactics = known_tactics()
             tactic = graph_tactics.get((pdomain, phase))
         if tactic is None and (tactics_by_short or graph_tactics):
-            raise BundleError(f"{where}: kill chain phase {phase!r} names no tactic of {pdomain}")
+            if retired is None:
+                raise BundleError(
+                    f"{where} {name!r}: kill chain phase {phase!r} names no tactic of {pdomain}"
+                )
+            # A release that drops a tactic keeps its retired objects as they were: a leftover
+            # phase on one of them must not reject the whole release.
+            leftovers.setdefault((pdomain, phase), []).append(f"{name} ({retired})")
         if tactic is not None:
             rows.in_tactic.append({"src": tech, "dst": tactic})
+    for (pdomain, phase), retired_ones in sorted(leftovers.items()):
+        rows.warnings.append(
+            f"{len(retired_ones)} retired technique(s) name kill chain phase {phase!r}, no tactic "
+            f"of {pdomain}: loaded without it: {', '.join(sorted(retired_ones))}"
+        )
 
     for i, obj in enumerate(objects):
         if obj["type"] != "relationship":

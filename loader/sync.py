@@ -62,6 +62,9 @@ class SyncReport(BaseModel):
     new_version: str | None = None
     seconds: float = 0.0
     diff: ReleaseDiff | None = None
+    inventories: list[dict[str, Any]] = Field(
+        default_factory=list, description="inventories re-resolved against what was synced"
+    )
 
 
 def default_lock_path() -> Path:
@@ -258,6 +261,10 @@ def _sync_domain(
     report.status = "updated"
     report.new_version = version
     report.diff = diff_snapshots(before, snapshot_from_graph(graph, domain=domain))
+    from .inventory_remap import remap_inventories
+
+    # a sync may revoke within a release: every inventory is re-resolved, not only the stale
+    report.inventories = [r.as_dict() for r in remap_inventories(graph, domain=domain, every=True)]
     report.seconds = time.perf_counter() - t0
     return report
 

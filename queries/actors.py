@@ -20,9 +20,20 @@ DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
 
 
 class PathKind(StrEnum):
+    """How an actor is tied to a technique, defined once in the ``actor_techniques`` block of the
+    Cypher catalog: ``direct`` (it USES the technique), ``software`` (software it uses, or that a
+    campaign attributed to it uses, uses the technique), ``campaign`` (a campaign attributed to
+    it uses the technique)."""
+
     direct = "direct"
     software = "software"
     campaign = "campaign"
+
+
+def path_kinds(include_software: bool) -> list[str]:
+    """The path kinds of a technique set: direct and campaign, and software when asked."""
+    kinds = [PathKind.direct.value, PathKind.campaign.value]
+    return kinds + [PathKind.software.value] if include_software else kinds
 
 
 # ---------------------------------------------------------------- models
@@ -256,14 +267,7 @@ def profile_group(
         )
     details = technique_details(graph, list(evidence))
     if tactic:
-        known = graph.read(Q.tactic_names)
-        if not any(
-            tactic.strip().lower() in (r["shortname"].lower(), r["name"].lower()) for r in known
-        ):
-            raise InvalidInput(
-                f"tactic {tactic!r} is not a tactic of the loaded releases",
-                suggestions=sorted({r["shortname"] for r in known}),
-            )
+        check_tactic(graph, tactic, domain=dom)
         evidence = defaultdict(
             list, {t: ev for t, ev in evidence.items() if _tactic_matches(details[t], tactic)}
         )
@@ -326,6 +330,40 @@ def profile_group(
     )
 
 
+def check_tactic(graph: Graph, tactic: str, *, domain: str | None = None) -> None:
+    """InvalidInput unless ``tactic`` (shortname or name) is a tactic of the loaded releases
+    (of ``domain`` when given); a tactic a later release renamed, split or merged is said so,
+    with where it went (from the history the loads recorded on the tactics)."""
+    wanted = tactic.strip().lower()
+    known = [r for r in graph.read(Q.tactic_names) if domain is None or r["domain"] == domain]
+    if any(wanted in (r["shortname"].lower(), r["name"].lower()) for r in known):
+        return
+    renamed = [r for r in known if wanted in (x.lower() for x in r["former"])]
+    took = [r for r in known if wanted in (x.lower() for x in r["took_from"])]
+    heirs = {r["tactic_id"]: r for r in renamed + took}
+    where = " and ".join(f"{r['shortname']} ({r['tactic_id']})" for r in heirs.values())
+    domains = {r["domain"] for r in heirs.values()}
+    versions = sorted(
+        f"{r['domain']} {r['version']}"
+        for r in (graph.read(Q.releases, limit=10) if heirs else [])
+        if r["domain"] in domains and r["version"]
+    )
+    what = "the loaded releases" if not versions else ", ".join(versions)
+    if len(heirs) > 1:
+        how = f"; it was split into {where}"
+    elif renamed:
+        how = f"; it was renamed {where}"
+    elif took:
+        how = f"; it was merged into {where}"
+    else:
+        how = ""
+    raise InvalidInput(
+        f"{tactic.strip()} is not a tactic of {what}{how}",
+        suggestions=[r["shortname"] for r in heirs.values()]
+        or sorted({r["shortname"] for r in known}),
+    )
+
+
 def _sort_key(details: dict[str, Any]) -> tuple[int, str]:
     orders = [o for o in details.get("tactic_orders") or [] if o is not None]
     return (min(orders) if orders else 99, details["technique_id"])
@@ -342,7 +380,7 @@ def group_technique_sets(
     rows = graph.read(
         Q.group_technique_sets,
         group_ids=group_ids,
-        include_software=include_software,
+        kinds=path_kinds(include_software),
         domain=_check_domain(domain),
     )
     return {

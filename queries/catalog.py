@@ -11,6 +11,11 @@ The ``example`` line (JSON) gives parameters an analyst can paste as ``:param`` 
 Browser, and that the catalog test runs the query with. The loader checks that the name equals
 the file stem and that the declared parameters equal the ``$parameters`` the text uses, so a
 file can be pasted into Neo4j Browser after ``:param`` lines.
+
+Cypher has no include, and each file must run as-is in Neo4j Browser, so a definition several
+questions share (the path kinds that tie an actor to a technique) is written out in each of them
+between ``// paths: begin NAME`` and ``// paths: end`` lines; :func:`load_catalog` refuses a
+catalog in which two copies of the same block differ, so the definition cannot drift.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ CYPHER_DIR = Path(__file__).parent / "cypher"
 
 _HEADER = re.compile(r"^//\s*(name|doc|params|example)\s*:\s*(.*)$")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_BLOCK_BEGIN = re.compile(r"^//\s*paths:\s*begin\s+([A-Za-z_][A-Za-z0-9_]*)")
+_BLOCK_END = re.compile(r"^//\s*paths:\s*end\s*$")
 
 
 class CatalogError(ValueError):
@@ -39,6 +46,7 @@ class CypherQuery:
     text: str
     path: Path
     example: dict[str, Any] | None = None
+    blocks: tuple[tuple[str, str], ...] = ()  # (block name, its text) shared with other files
 
     def browser_params(self) -> str:
         """``:param`` lines for Neo4j Browser, from the example."""
@@ -106,11 +114,67 @@ def parse_file(path: Path) -> CypherQuery:
             raise CatalogError(f"{path.name}: example is not JSON ({exc})") from None
         if not isinstance(example, dict) or set(example) != set(declared):
             raise CatalogError(f"{path.name}: example must give exactly the declared params")
-    return CypherQuery(header["name"], header["doc"], declared, text, path, example)
+    return CypherQuery(
+        header["name"], header["doc"], declared, text, path, example, shared_blocks(text, path)
+    )
+
+
+def shared_blocks(text: str, path: Path) -> tuple[tuple[str, str], ...]:
+    """The ``// paths: begin NAME`` ... ``// paths: end`` blocks of a file, each line stripped
+    of its indentation (a copy may sit at another depth)."""
+    out: list[tuple[str, str]] = []
+    name: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        begin = _BLOCK_BEGIN.match(stripped)
+        if begin:
+            if name is not None:
+                raise CatalogError(f"{path.name}: block {name!r} is not closed before {stripped}")
+            name, lines = begin.group(1), []
+        elif _BLOCK_END.match(stripped):
+            if name is None:
+                raise CatalogError(f"{path.name}: '// paths: end' without a begin")
+            out.append((name, "\n".join(lines)))
+            name = None
+        elif name is not None:
+            lines.append(stripped)
+    if name is not None:
+        raise CatalogError(f"{path.name}: block {name!r} has no '// paths: end'")
+    return tuple(out)
+
+
+def check_shared_blocks(queries: dict[str, CypherQuery]) -> dict[str, list[str]]:
+    """Block name -> the queries carrying it; CatalogError naming a copy that differs from the
+    others (from the most common text, when there are more than two copies)."""
+    copies: dict[str, dict[str, list[str]]] = {}  # block -> text -> queries
+    for q in queries.values():
+        for block, body in q.blocks:
+            copies.setdefault(block, {}).setdefault(body, []).append(q.name)
+    for block, texts in copies.items():
+        if len(texts) == 1:
+            continue
+        ranked = sorted(texts.items(), key=lambda kv: -len(kv[1]))
+        reference, ref_names = ranked[0]
+        body, names = ranked[1]
+        a, b = reference.splitlines(), body.splitlines()
+        i = next(
+            (k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+        )
+        raise CatalogError(
+            f"{names[0]}.cypher: block {block!r} differs from {ref_names[0]}.cypher at its line "
+            f"{i + 1}: one definition, copied word for word"
+        )
+    return {
+        block: sorted(n for names in texts.values() for n in names)
+        for block, texts in copies.items()
+    }
 
 
 def load_catalog(folder: Path = CYPHER_DIR) -> dict[str, CypherQuery]:
-    return {p.stem: parse_file(p) for p in sorted(folder.glob("*.cypher"))}
+    queries = {p.stem: parse_file(p) for p in sorted(folder.glob("*.cypher"))}
+    check_shared_blocks(queries)
+    return queries
 
 
 class _Catalog:

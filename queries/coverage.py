@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
+from .actors import path_kinds
 from .cache import cached_service, freeze, memo
 from .catalog import Q
 from .errors import InvalidInput, NotFound
@@ -131,6 +132,10 @@ class InventoryCoverage(BaseModel):
     covered: int = Field(description="techniques fully covered")
     partial: int = Field(description="techniques only partially covered")
     techniques: list[CoveredTechnique]
+    inventory_releases: dict[str, Any] = Field(
+        default_factory=dict, description="the ATT&CK releases the inventory was mapped against"
+    )
+    warnings: list[str] = Field(default_factory=list)
 
 
 class GapTechnique(BaseModel):
@@ -184,6 +189,13 @@ class GapAnalysis(BaseModel):
     filters: dict[str, Any]
     weights: dict[str, float]
     releases: dict[str, Any]
+    inventory_releases: dict[str, Any] = Field(
+        default_factory=dict, description="the ATT&CK releases the inventory was mapped against"
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="the inventory was mapped against another release than the loaded one",
+    )
     total: int
     covered: int
     partial: int
@@ -235,6 +247,10 @@ class TelemetryPlan(BaseModel):
     steps: list[TelemetryStep]
     reachable: int = Field(description="gaps some known telemetry can show")
     unreachable: list[str] = Field(description="gaps no ATT&CK telemetry is known for")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="the inventory was mapped against another release than the loaded one",
+    )
     final_coverage_pct: float
 
 
@@ -437,6 +453,25 @@ def _check_inventory(graph: Graph, inventory: str) -> dict[str, Any]:
     return rows[0]
 
 
+def mapping_warnings(
+    info: dict[str, Any], releases: dict[str, Any], domain: str | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """(the releases an inventory was mapped against, a warning when that is not the loaded
+    release of ``domain`` or, without a domain, of a domain it was mapped against)."""
+    mapped = _parse_json(info.get("releases"))
+    doms = [domain] if domain else sorted(mapped)
+    off = [d for d in doms if d in releases and d in mapped and mapped[d] != releases[d]]
+    if not off:
+        return mapped, []
+    what = ", ".join(f"{d} {mapped[d]}" for d in off)
+    now = ", ".join(f"{d} {releases[d]}" for d in off)
+    return mapped, [
+        f"inventory {info['name']!r} was mapped against {what}; the graph holds {now}: its "
+        f"rules' tags may name techniques this release revoked or moved. Re-resolve it: "
+        f"ttpgraph inventory remap {info['name']}"
+    ]
+
+
 # ---------------------------------------------------------------- inventories
 
 
@@ -527,8 +562,9 @@ def inventory_coverage(
 ) -> InventoryCoverage:
     """Every current technique the inventory covers: its rules, tactics, and whether only
     partially (rules on its parent or sub-techniques only)."""
-    _check_inventory(graph, inventory)
+    info = _check_inventory(graph, inventory)
     dom = check_domain(domain)
+    mapped, warnings = mapping_warnings(info, _releases(graph), dom)
     rows = graph.read(Q.inventory_coverage, inventory=inventory.strip(), domain=dom, limit=limit)
     techniques = [
         CoveredTechnique(
@@ -550,6 +586,8 @@ def inventory_coverage(
         covered=sum(1 for t in techniques if not t.partial),
         partial=sum(1 for t in techniques if t.partial),
         techniques=techniques,
+        inventory_releases=mapped,
+        warnings=warnings,
     )
 
 
@@ -661,7 +699,7 @@ def _gap_analysis(
     tm_rows = graph.read(
         Q.coverage_threat_model,
         group_ids=list(weight_of),
-        include_software=include_software,
+        kinds=path_kinds(include_software),
         domain=dom,
         platforms=plats,
     )
@@ -753,6 +791,8 @@ def _gap_analysis(
     )
     tactics = _tactic_rows(graph, stamp, techniques, facts, domains)
     covered_n = sum(1 for t in techniques if t.covered)
+    releases = memo(graph, stamp, ("releases",), lambda: _releases(graph))
+    mapped, warnings = mapping_warnings(info, releases, dom)
     return GapAnalysis(
         inventory=info["name"],
         actors=refs,
@@ -763,7 +803,9 @@ def _gap_analysis(
             "partial_counts_as_covered": partial_counts_as_covered,
         },
         weights={k: round(v, 4) for k, v in w.items()},
-        releases=memo(graph, stamp, ("releases",), lambda: _releases(graph)),
+        releases=releases,
+        inventory_releases=mapped,
+        warnings=warnings,
         total=len(techniques),
         covered=covered_n,
         partial=sum(1 for t in techniques if t.partial),
@@ -946,6 +988,7 @@ def prioritize_telemetry(
         )
         del reach[best]
     return TelemetryPlan(
+        warnings=ga.warnings,
         inventory=ga.inventory,
         actors=ga.actors,
         level=lvl,

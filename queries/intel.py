@@ -27,7 +27,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .actors import PathKind, _check_domain, group_technique_sets, technique_details
+from .actors import (
+    PathKind,
+    _check_domain,
+    group_technique_sets,
+    path_kinds,
+    technique_details,
+)
 from .cache import cached_answer
 from .catalog import Q
 from .errors import InvalidInput, NotFound
@@ -43,10 +49,12 @@ RECALL_GROUPS = (
     "G0102", "G0022", "G0050", "G0045", "G0059", "G0027", "G0006", "G0035", "G0064", "G0080",
 )  # fmt: skip
 METHOD = (
-    "score = cosine similarity of IDF-weighted technique sets: sum over shared techniques of "
-    "w(t)^2 / (|observed|_w * |actor|_w), w(t) = ln((1 + N) / (1 + n(t))) + 1 where N is the "
-    "number of actors compared and n(t) how many of them use t; coverage = the weighted share "
-    "of the observed techniques the actor is known to use"
+    "score = sqrt(similarity * coverage): similarity = cosine similarity of IDF-weighted "
+    "technique sets, sum over shared techniques of w(t)^2 / (|observed|_w * |actor|_w), "
+    "w(t) = ln((1 + N) / (1 + n(t))) + 1 where N is the number of actors compared and n(t) how "
+    "many of them use t; coverage = the weighted share of the observed techniques the actor is "
+    "known to use (sum of w(t) over shared / over observed). An actor that explains every "
+    "observed technique outranks one that explains a third, all else equal"
 )
 
 
@@ -123,8 +131,9 @@ class ActorMatch(BaseModel):
     name: str
     kind: ActorKind
     sources: list[str] = Field([], description="imports that hold the cluster")
-    score: float = Field(description="weighted cosine similarity, 0..1")
-    coverage: float = Field(description="weighted share of the observed techniques it uses")
+    score: float = Field(description="sqrt(similarity * coverage), 0..1: what ranks")
+    similarity: float = Field(description="IDF-weighted cosine similarity of the two sets, 0..1")
+    coverage: float = Field(description="weighted share of the observed techniques it uses, 0..1")
     shared: int
     missing: int = Field(description="observed techniques it is not known to use")
     technique_count: int
@@ -443,7 +452,7 @@ def cluster_technique_sets(
         graph,
         Q.intel_cluster_technique_sets,
         cluster_ids=cluster_ids,
-        include_software=include_software,
+        kinds=path_kinds(include_software),
         domain=domain,
     )
     return {
@@ -501,18 +510,31 @@ class _Pool:
         """IDF: ln((1 + N) / (1 + n(t))) + 1."""
         return self._w.get(technique_id, self._unused)
 
-    def scores(self, observed: set[str]) -> dict[str, float]:
-        """Actor -> weighted cosine similarity with the observed set (actors sharing nothing
-        are left out)."""
+    def score_parts(self, observed: set[str]) -> dict[str, tuple[float, float, float]]:
+        """Actor -> (score, similarity, coverage) against the observed set (actors sharing
+        nothing are left out): similarity is the IDF-weighted cosine, coverage the weighted
+        share of the observed techniques the actor uses, score their geometric mean, so that
+        explaining more of what was observed counts as much as resembling it."""
         o_norm = math.sqrt(sum(self.weight(t) ** 2 for t in observed))
+        o_sum = sum(self.weight(t) for t in observed)
         if not o_norm:
             return {}
         dots: dict[str, float] = defaultdict(float)
+        sums: dict[str, float] = defaultdict(float)
         for t in observed:
-            w2 = self.weight(t) ** 2
+            w = self.weight(t)
             for a in self.users.get(t, ()):
-                dots[a] += w2
-        return {a: dot / (o_norm * self.norm[a]) for a, dot in dots.items()}
+                dots[a] += w * w
+                sums[a] += w
+        out = {}
+        for a, dot in dots.items():
+            similarity, coverage = dot / (o_norm * self.norm[a]), sums[a] / o_sum
+            out[a] = (math.sqrt(similarity * coverage), similarity, coverage)
+        return out
+
+    def scores(self, observed: set[str]) -> dict[str, float]:
+        """Actor -> score (see :meth:`score_parts`)."""
+        return {a: parts[0] for a, parts in self.score_parts(observed).items()}
 
 
 def _pool(
@@ -623,7 +645,8 @@ def attribute(
     limit: int = 10,
 ) -> Attribution:
     """Who fits the observed techniques: ATT&CK groups and the organisation's clusters ranked
-    by IDF-weighted cosine similarity, with shared/missing techniques and evidence.
+    by the geometric mean of IDF-weighted cosine similarity and weighted coverage of the
+    observation (both shown), with shared/missing techniques and evidence.
 
     ``domain``: enterprise, mobile or ics; default: the one domain every observed technique
     belongs to (all loaded domains when they differ)."""
@@ -641,9 +664,8 @@ def attribute(
         missing_parents = [t for t in observed if t not in details]
         if missing_parents:
             details.update(technique_details(graph, missing_parents))
-    scores = pool.scores(observed)
-    ranked = sorted(scores, key=lambda a: (-scores[a], a))[:limit]
-    o_weight = sum(pool.weight(t) for t in observed)
+    parts = pool.score_parts(observed)
+    ranked = sorted(parts, key=lambda a: (-parts[a][0], a))[:limit]
     same_as = _same_as(graph, include_org)
     candidates = []
     shared_by = {a: sorted(observed & set(pool.actors[a][2])) for a in ranked}
@@ -659,8 +681,9 @@ def attribute(
                 name=name,
                 kind=kind,
                 sources=sources.get(a, []),
-                score=round(scores[a], 4),
-                coverage=round(sum(pool.weight(t) for t in shared) / o_weight, 4),
+                score=round(parts[a][0], 4),
+                similarity=round(parts[a][1], 4),
+                coverage=round(parts[a][2], 4),
                 shared=len(shared),
                 missing=len(observed) - len(shared),
                 technique_count=len(techs),

@@ -164,7 +164,10 @@ class LayerActorSet(BaseModel):
     rule: str = Field(description="which entries counted")
     remapped: dict[str, str] = Field(description="revoked id -> its replacement")
     left_out: list[LeftOut]
-    warnings: list[str] = Field(description="what read_layer noticed (lenient reading)")
+    warnings: list[str] = Field(
+        description="what reading noticed: lenient reading, a layer of another ATT&CK version, "
+        "revoked ids read as their replacement"
+    )
     similar: list[SimilarToLayer] = Field(description="known groups most like this set")
 
 
@@ -713,6 +716,23 @@ def import_layer_as_actor_set(
             from_id=tid if use != tid else None,
         )
     ids = sorted(kept)
+    warnings = list(parsed.warnings)
+    loaded = release.get("version")
+    if (
+        parsed.attack_version
+        and loaded
+        and parsed.attack_version.split(".")[0] != str(loaded).split(".")[0]
+    ):
+        warnings.append(
+            f"the layer is for ATT&CK {parsed.attack_version}; the graph holds {dom} {loaded}: "
+            "its ids are read as this release reads them"
+        )
+    if remapped:
+        warnings.append(
+            f"{len(remapped)} id(s) revoked in {dom} {loaded or ''}".rstrip()
+            + " read as their replacement: "
+            + ", ".join(f"{a} -> {b}" for a, b in sorted(remapped.items()))
+        )
     ranked: list[SimilarToLayer] = []
     if similar > 0 and ids:
         mine = set(ids)
@@ -743,7 +763,7 @@ def import_layer_as_actor_set(
         rule=rule,
         remapped=dict(sorted(remapped.items())),
         left_out=left_out,
-        warnings=list(parsed.warnings),
+        warnings=warnings,
         similar=ranked[:similar],
     )
 

@@ -60,8 +60,10 @@ class _Tech:
 
 @dataclass
 class Resolution:
-    kind: str  # current | revoked | crosswalk | retired | unknown
+    kind: str  # current | revoked | crosswalk | ambiguous | retired | unknown
     targets: list[str] = field(default_factory=list)
+    # ambiguous: the current techniques a split revoked the id into, for the user to choose
+    candidates: list[str] = field(default_factory=list)
 
 
 class TechniqueIndex:
@@ -70,10 +72,14 @@ class TechniqueIndex:
     def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
         self.by_id: dict[str, _Tech] = {}
         self.children: dict[str, list[str]] = defaultdict(list)
+        # a technique revoked by several (a split): one old id, several new ones
+        self.splits: dict[str, list[str]] = defaultdict(list)
         for r in rows:
             tid = r["attack_id"]
             if not tid:
                 continue
+            if r["revoked"] and r["replaced_by"] and r["replaced_by"] not in self.splits[tid]:
+                self.splits[tid].append(r["replaced_by"])
             current = not r["revoked"] and not r["deprecated"] and r.get("in_release", True)
             t = _Tech(tid, r["stix_id"], r["name"] or "", bool(current), bool(r["revoked"]),
                       bool(r["is_subtechnique"]), r["parent_id"], r["replaced_by"])  # fmt: skip
@@ -83,6 +89,7 @@ class TechniqueIndex:
         for t in self.by_id.values():
             if t.current and t.parent_id:
                 self.children[t.parent_id].append(t.attack_id)
+        self.splits = defaultdict(list, {k: v for k, v in self.splits.items() if len(v) > 1})
 
     @classmethod
     def from_graph(cls, graph: Graph) -> TechniqueIndex:
@@ -103,7 +110,10 @@ class TechniqueIndex:
         t = self.by_id.get(tid)
         if t is not None and t.current:
             return Resolution("current", [tid])
-        if t is not None and t.revoked:
+        split = sorted(
+            {x for x in (self._follow(c) for c in self.splits.get(tid, [])) if x is not None}
+        )
+        if t is not None and t.revoked and len(split) < 2:
             target = self._follow(tid)
             if target:
                 return Resolution("revoked", [target])
@@ -124,6 +134,9 @@ class TechniqueIndex:
                     return Resolution("crosswalk", named)
             if found:
                 return Resolution("crosswalk", [f for f, _ in found])
+        if len(split) > 1:
+            # revoked into several: which one a rule meant is the user's to say (a crosswalk)
+            return Resolution("ambiguous", [], split)
         if t is not None:
             return Resolution("retired", [])
         return Resolution("unknown", [])

@@ -564,7 +564,11 @@ def _bundle_sets(domain: str = "enterprise-attack") -> dict[str, set[str]]:
     return out
 
 
-def _cosine_ranking(sets: dict[str, set[str]], observed: set[str]) -> list[tuple[str, float]]:
+def _score_parts(
+    sets: dict[str, set[str]], observed: set[str]
+) -> dict[str, tuple[float, float, float]]:
+    """actor -> (score, similarity, coverage): IDF-weighted cosine, weighted share of the
+    observed techniques it uses, and their geometric mean."""
     n = len(sets)
     df = Counter(t for s in sets.values() for t in s)
 
@@ -572,12 +576,22 @@ def _cosine_ranking(sets: dict[str, set[str]], observed: set[str]) -> list[tuple
         return math.log((1 + n) / (1 + df.get(t, 0))) + 1
 
     o_norm = math.sqrt(sum(w(t) ** 2 for t in observed))
-    scores = {
-        a: sum(w(t) ** 2 for t in observed & s) / (o_norm * math.sqrt(sum(w(t) ** 2 for t in s)))
-        for a, s in sets.items()
-        if observed & s
-    }
-    return sorted(scores.items(), key=lambda x: (-x[1], x[0]))
+    o_sum = sum(w(t) for t in observed)
+    out = {}
+    for a, s in sets.items():
+        if observed & s:
+            sim = sum(w(t) ** 2 for t in observed & s) / (
+                o_norm * math.sqrt(sum(w(t) ** 2 for t in s))
+            )
+            cov = sum(w(t) for t in observed & s) / o_sum
+            out[a] = (math.sqrt(sim * cov), sim, cov)
+    return out
+
+
+def _cosine_ranking(sets: dict[str, set[str]], observed: set[str]) -> list[tuple[str, float]]:
+    """The ranking by score (the name stays: the similarity is a cosine)."""
+    parts = _score_parts(sets, observed)
+    return sorted(((a, p[0]) for a, p in parts.items()), key=lambda x: (-x[1], x[0]))
 
 
 def test_attribution_equals_the_formula_on_bundle_sets(graph: Graph) -> None:
@@ -587,6 +601,12 @@ def test_attribution_equals_the_formula_on_bundle_sets(graph: Graph) -> None:
     assert a.domain == "enterprise-attack" and a.actors_compared == len(sets)
     expected = _cosine_ranking(sets, observed)[:10]
     assert [(c.actor_id, c.score) for c in a.candidates] == [(g, round(s, 4)) for g, s in expected]
+    parts = _score_parts(sets, observed)
+    for c in a.candidates:  # the score's parts, shown
+        assert (c.similarity, c.coverage) == (
+            round(parts[c.actor_id][1], 4),
+            round(parts[c.actor_id][2], 4),
+        )
     for c in a.candidates:
         assert {t.technique_id for t in c.shared_techniques} == observed & sets[c.actor_id]
         assert set(c.missing_techniques) == observed - sets[c.actor_id]
@@ -624,6 +644,27 @@ def test_the_organisations_cluster_ranks_for_its_own_techniques(
     assert I.attribute(graph, techniques=["T1566.001"], include_org=False).candidates[0].kind == (
         "attack-group"
     )
+
+
+def test_attribution_ranks_explaining_all_above_explaining_a_third(
+    graph: Graph, imported: dict[str, I.ImportResult]
+) -> None:
+    """The issue's case: the fixture's one-technique cluster (OpenCTI's 'APT29', T1059.001 only)
+    resembles three observed techniques more than Nomadic Octopus (G0133), which uses all three;
+    similarity alone ranked the cluster first, the score ranks the group that explains
+    everything first."""
+    small = cluster_id(OPENCTI, "APT29")
+    observed = ["T1059.001", "T1059.003", "T1204.002"]
+    assert set(observed) <= _bundle_sets()["G0133"]
+    a = I.attribute(graph, techniques=observed, limit=200)
+    by = {c.actor_id: c for c in a.candidates}
+    cluster, group = by[small], by["G0133"]
+    assert (cluster.shared, group.shared) == (1, 3)
+    assert cluster.similarity > group.similarity  # what used to rank them
+    assert group.coverage == 1.0 and cluster.coverage < 0.5
+    assert group.rank < cluster.rank
+    for c in a.candidates:
+        assert abs(c.score - math.sqrt(c.similarity * c.coverage)) < 1e-3
 
 
 def test_attribution_bad_input(graph: Graph) -> None:

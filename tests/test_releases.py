@@ -144,31 +144,57 @@ def diff_facts(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> dict[str
 
     both = set(ot) & set(nt)
 
-    def group_sets(objs: list[dict[str, Any]]) -> dict[str, set[str]]:
+    def group_sets(objs: list[dict[str, Any]]) -> dict[str, dict[str, set[str]]]:
+        """group -> path kind -> techniques: direct, campaign, software (own and campaigns')."""
         objs_by_id = {o["id"]: o for o in objs if o["type"] != "relationship"}
-        out: dict[str, set[str]] = {
-            ext_id(o): set() for o in objs if o["type"] == "intrusion-set" and _current(o)
-        }
+
+        def live(i: str) -> bool:
+            return i in objs_by_id and _current(objs_by_id[i])
+
+        uses: dict[str, set[str]] = {}
+        campaigns: dict[str, set[str]] = {}
         for r in objs:
-            if (
-                r["type"] == "relationship"
-                and r["relationship_type"] == "uses"
-                and r["target_ref"].startswith("attack-pattern--")
-                and _current(r)
+            if r["type"] != "relationship" or not _current(r):
+                continue
+            if not (live(r["source_ref"]) and live(r["target_ref"])):
+                continue
+            if r["relationship_type"] == "uses":
+                uses.setdefault(r["source_ref"], set()).add(r["target_ref"])
+            elif r["relationship_type"] == "attributed-to" and r["source_ref"].startswith(
+                "campaign--"
             ):
-                g, t = objs_by_id.get(r["source_ref"]), objs_by_id[r["target_ref"]]
-                if g and g["type"] == "intrusion-set" and _current(g) and _current(t):
-                    out[ext_id(g)].add(ext_id(t))
+                campaigns.setdefault(r["target_ref"], set()).add(r["source_ref"])
+
+        def techniques(src: str) -> set[str]:
+            return {ext_id(objs_by_id[t]) for t in uses.get(src, ()) if "attack-pattern" in t}
+
+        def software(src: str) -> set[str]:
+            return {s for s in uses.get(src, ()) if s.startswith(("malware--", "tool--"))}
+
+        out = {}
+        for o in objs:
+            if o["type"] != "intrusion-set" or not _current(o):
+                continue
+            mine = campaigns.get(o["id"], set())
+            tools = software(o["id"]).union(*(software(c) for c in mine))
+            out[ext_id(o)] = {
+                "direct": techniques(o["id"]),
+                "campaign": set().union(*(techniques(c) for c in mine)),
+                "software": set().union(*(techniques(s) for s in tools)),
+            }
         return out
 
     og, ng = group_sets(old), group_sets(new)
     groups = {}
+    empty: dict[str, set[str]] = {"direct": set(), "campaign": set(), "software": set()}
     for g in set(og) | set(ng):
-        before, after = og.get(g, set()), ng.get(g, set())
-        if g in og and g in ng and before == after:
+        ok, nk = og.get(g, empty), ng.get(g, empty)
+        kinds = [k for k in ("direct", "campaign", "software") if ok[k] != nk[k]]
+        if g in og and g in ng and not kinds:
             continue
+        before, after = set().union(*ok.values()), set().union(*nk.values())
         status = "changed" if g in og and g in ng else ("added" if g in ng else "retired")
-        groups[g] = (status, sorted(after - before), sorted(before - after))
+        groups[g] = (status, sorted(after - before), sorted(before - after), kinds)
 
     def component_detects(objs: list[dict[str, Any]]) -> int:
         ids = {o["id"]: o for o in objs if o["type"] != "relationship"}
@@ -224,7 +250,12 @@ def assert_diff_matches(d, facts: dict[str, Any]) -> None:
     assert [c.technique_id for c in d.deprecated] == facts["deprecated"]
     assert [(c.technique_id, c.old_name, c.name) for c in d.renamed] == facts["renamed"]
     assert [(c.technique_id, c.old_tactics, c.tactics) for c in d.moved] == facts["moved"]
-    assert {g.group_id: (g.status, g.gained, g.lost) for g in d.groups} == facts["groups"]
+    assert {g.group_id: (g.status, g.gained, g.lost, g.changed_through) for g in d.groups} == facts[
+        "groups"
+    ]
+    for g in d.groups:  # each kind's change is the difference of that kind's sets
+        for kind, c in g.by_kind.items():
+            assert c.new_count - c.old_count == len(c.gained) - len(c.lost), (g.group_id, kind)
     assert (d.detection.old.component_detects, d.detection.new.component_detects) == facts[
         "component_detects"
     ]
@@ -345,7 +376,9 @@ def test_diff_catches_every_kind_of_change(tmp_path: Path) -> None:
     assert moved[picks["moved"]].added_tactics == ["persistence"]
     assert [c.technique_id for c in d.renamed] == [picks["renamed"]]
     apt29 = next(g for g in d.groups if g.group_id == "G0016")
-    assert "T1680" in apt29.gained and picks["group_lost"] in apt29.lost
+    direct = apt29.by_kind["direct"]
+    assert "T1680" in direct.gained and picks["group_lost"] in direct.lost
+    assert "direct" in apt29.changed_through
     assert not d.detection.model_changed
 
 

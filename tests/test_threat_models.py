@@ -197,7 +197,7 @@ def test_release_coverage_equals_the_gap_analysis(
     from_graph = R.snapshot_from_graph(graph, domain="enterprise")
     from_bundle = snapshot_from_source(str(ENTERPRISE))
     for snap in (from_graph, from_bundle):
-        got, users, _, notes = R._judge(R._Release(snap), model, mine, opts, {})
+        got, users, _, notes = R.judge_model(R.ReleaseIndex(snap), model, mine, opts, {})
         assert got == want, snap.source
         assert not notes
         assert {t: sorted(u) for t, u in users.items()} == {

@@ -28,9 +28,11 @@ from loader.inventory_import import (
     import_inventory,
     parse_crosswalk,
 )
+from loader.inventory_remap import remap_inventory
 from queries import coverage as C
 from queries import plans as P
 from queries.errors import InvalidInput, NotFound
+from queries.technique_index import Crosswalk
 
 from ..archives import extract_archive, is_archive
 from ..deps import ActorList, CursorQuery, GraphDep, paginate
@@ -139,6 +141,23 @@ def _safe_name(filename: str | None) -> str:
     return "".join(c if c.isalnum() or c in "._- " else "_" for c in name)[:200]
 
 
+def _read_crosswalk(crosswalk: UploadFile | None) -> Crosswalk | None:
+    if crosswalk is None or not crosswalk.filename:
+        return None
+    raw = crosswalk.file.read(MAX_CROSSWALK_BYTES + 1)
+    if len(raw) > MAX_CROSSWALK_BYTES:
+        raise InvalidInput("crosswalk: over 5 MB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidInput("crosswalk: not UTF-8 text") from None
+    return parse_crosswalk(
+        text,
+        source=_safe_name(crosswalk.filename),
+        csv_hint=_safe_name(crosswalk.filename).lower().endswith((".csv", ".tsv")),
+    )
+
+
 @router.post(
     "/inventories",
     summary="Import a detection inventory (a file or a .zip/.tar.gz of a rule folder)",
@@ -170,20 +189,7 @@ def upload_inventory(
         replace=replace,
     )
     opts.check()
-    cw = None
-    if crosswalk is not None and crosswalk.filename:
-        raw = crosswalk.file.read(MAX_CROSSWALK_BYTES + 1)
-        if len(raw) > MAX_CROSSWALK_BYTES:
-            raise InvalidInput("crosswalk: over 5 MB")
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InvalidInput("crosswalk: not UTF-8 text") from None
-        cw = parse_crosswalk(
-            text,
-            source=_safe_name(crosswalk.filename),
-            csv_hint=_safe_name(crosswalk.filename).lower().endswith((".csv", ".tsv")),
-        )
+    cw = _read_crosswalk(crosswalk)
     filename = _safe_name(file.filename)
     with tempfile.TemporaryDirectory(prefix="ttpgraph-upload-") as tmp:
         saved = FsPath(tmp) / filename
@@ -230,6 +236,23 @@ def get_inventory(graph: GraphDep, name: InventoryPath) -> C.InventoryInfo:
 @router.delete("/inventories/{name}", summary="Delete an inventory and its rules")
 def remove_inventory(graph: GraphDep, name: InventoryPath) -> Deleted:
     return Deleted(deleted=name, rules=delete_inventory(graph, name))
+
+
+@router.post(
+    "/inventories/{name}/remap",
+    summary="Re-resolve an inventory's rule tags against the loaded ATT&CK release",
+)
+def remap_inventory_route(
+    graph: GraphDep,
+    name: InventoryPath,
+    crosswalk: Annotated[
+        UploadFile | None,
+        File(description="technique id crosswalk (old -> new): how to choose for split tags"),
+    ] = None,
+) -> dict[str, Any]:
+    """Without re-import: the rules' kept tags resolved as an import would resolve them now;
+    tags a split left ambiguous are listed (``ids_ambiguous``) until a crosswalk decides."""
+    return remap_inventory(graph, name, crosswalk=_read_crosswalk(crosswalk)).as_dict()
 
 
 @router.get("/inventories/{name}/rules", summary="An inventory's rules and what each covers")

@@ -1,5 +1,5 @@
 // name: coverage_technique_facts
-// doc: What ranks a gap, per current technique (all when technique_ids is empty): name, parent, tactics in matrix order with the matrix width, platforms, how many current groups use it (prevalence), ATT&CK detection strategies and analytics (v18) or data components (v17) for it, and how many mitigations address it.
+// doc: What ranks a gap, per current technique (all when technique_ids is empty): name, parent, tactics in matrix order with the matrix width, platforms, how many current groups use it (prevalence: directly, through campaigns and, with include_software, through their own or their campaigns' software), ATT&CK detection strategies and analytics (v18) or data components (v17) for it, and how many mitigations address it.
 // params: technique_ids, include_software
 // example: {"technique_ids": ["T1059.001", "T1566.001", "T0885"], "include_software": false}
 CALL () {
@@ -37,6 +37,15 @@ CALL (t) {
     MATCH (g:Group)-[gs:USES]->(s:Software)-[u:USES]->(t)
     WHERE $include_software AND NOT g.revoked AND NOT g.deprecated AND NOT gs.revoked
       AND NOT gs.deprecated AND NOT s.revoked AND NOT s.deprecated
+      AND NOT u.revoked AND NOT u.deprecated
+    RETURN g
+    UNION
+    // software of a campaign attributed to the group: the same path kinds as the
+    // actor_techniques block, seen from the technique (tests/test_path_kinds.py checks)
+    MATCH (g:Group)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[cs:USES]->(s:Software)-[u:USES]->(t)
+    WHERE $include_software AND NOT g.revoked AND NOT g.deprecated AND NOT a.revoked
+      AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated AND NOT cs.revoked
+      AND NOT cs.deprecated AND NOT s.revoked AND NOT s.deprecated
       AND NOT u.revoked AND NOT u.deprecated
     RETURN g
   }

@@ -1,7 +1,7 @@
 // name: coverage_threat_model
-// doc: The techniques a set of groups (and clusters of the organisation, by STIX id) uses (directly, through campaigns attributed to them, optionally through their software), with which group uses each and how; filtered by domain and platforms (lower-case).
-// params: group_ids, include_software, domain, platforms
-// example: {"group_ids": ["G0016", "G0007"], "include_software": false, "domain": "enterprise-attack", "platforms": []}
+// doc: The techniques a set of groups (and clusters of the organisation, by STIX id) uses by the given path kinds (direct, campaign, software: the group's own and its campaigns'), with which group uses each and how; filtered by domain and platforms (lower-case).
+// params: group_ids, kinds, domain, platforms
+// example: {"group_ids": ["G0016", "G0007"], "kinds": ["direct", "campaign"], "domain": "enterprise-attack", "platforms": []}
 CALL () {
   MATCH (g:Group)
   WHERE g.attack_id IN $group_ids AND NOT g.revoked AND NOT g.deprecated
@@ -17,38 +17,48 @@ CALL () {
   }
   RETURN g, cid AS gid
 }
+// paths: begin actor_techniques (one definition of the path kinds: queries/catalog.py checks
+// that every query carrying this block carries it word for word)
 CALL (g) {
+  // direct: the actor USES the technique
   MATCH (g)-[u:USES]->(t:Technique)
-  WHERE NOT u.revoked AND NOT u.deprecated
-  RETURN t, 'direct' AS kind
-  UNION
-  MATCH (g)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[u:USES]->(t:Technique)
-  WHERE NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
-    AND NOT u.revoked AND NOT u.deprecated
-  RETURN t, 'campaign' AS kind
-  UNION
-  MATCH (g)-[gs:USES]->(s:Software)-[u:USES]->(t:Technique)
-  WHERE $include_software AND NOT gs.revoked AND NOT gs.deprecated AND NOT s.revoked
-    AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
-  RETURN t, 'software' AS kind
-  UNION
-  // a cluster's own campaigns and software
+  WHERE 'direct' IN $kinds AND NOT u.revoked AND NOT u.deprecated
+  RETURN t, 'direct' AS kind, null AS via_id, null AS via_name, u
+  UNION ALL
+  // campaign: a campaign attributed to the actor uses it
   MATCH (g)<-[a:ATTRIBUTED_TO]-(c)-[u:USES]->(t:Technique)
-  WHERE 'OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c) AND NOT a.revoked
-    AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated AND NOT u.revoked
-    AND NOT u.deprecated
-  RETURN t, 'campaign' AS kind
-  UNION
-  MATCH (g)-[gs:USES]->(s)-[u:USES]->(t:Technique)
-  WHERE $include_software AND 'OrgCluster' IN labels(g) AND 'OrgSoftware' IN labels(s)
-    AND NOT gs.revoked AND NOT gs.deprecated AND NOT s.revoked AND NOT s.deprecated
+  WHERE 'campaign' IN $kinds
+    AND (c:Campaign OR ('OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c)))
+    AND NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
     AND NOT u.revoked AND NOT u.deprecated
-  RETURN t, 'software' AS kind
+  RETURN t, 'campaign' AS kind, coalesce(c.attack_id, c.stix_id) AS via_id, c.name AS via_name, u
+  UNION ALL
+  // software: software the actor uses, or that a campaign attributed to it uses, uses it
+  CALL (g) {
+    MATCH (g)-[gs:USES]->(s)
+    WHERE 'software' IN $kinds
+      AND (s:Software OR ('OrgCluster' IN labels(g) AND 'OrgSoftware' IN labels(s)))
+      AND NOT gs.revoked AND NOT gs.deprecated
+    RETURN s
+    UNION
+    MATCH (g)<-[a:ATTRIBUTED_TO]-(c)-[cs:USES]->(s)
+    WHERE 'software' IN $kinds
+      AND (c:Campaign OR ('OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c)))
+      AND (s:Software OR ('OrgCluster' IN labels(g) AND 'OrgSoftware' IN labels(s)))
+      AND NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
+      AND NOT cs.revoked AND NOT cs.deprecated
+    RETURN s
+  }
+  MATCH (s)-[u:USES]->(t:Technique)
+  WHERE NOT s.revoked AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
+  RETURN t, 'software' AS kind, coalesce(s.attack_id, s.stix_id) AS via_id, s.name AS via_name, u
 }
-WITH gid, g, t, kind
+WITH *
 WHERE NOT t.revoked AND NOT t.deprecated AND coalesce(t.in_release, true)
   AND ($domain IS NULL OR $domain IN t.domains)
-  AND (size($platforms) = 0 OR any(p IN coalesce(t.platforms, []) WHERE toLower(p) IN $platforms))
+// paths: end
+WITH gid, t, kind
+WHERE size($platforms) = 0 OR any(p IN coalesce(t.platforms, []) WHERE toLower(p) IN $platforms)
 WITH t, gid AS group_id, collect(DISTINCT kind) AS kinds
 RETURN t.attack_id AS technique_id, collect({group_id: group_id, kinds: kinds}) AS actors
 ORDER BY technique_id

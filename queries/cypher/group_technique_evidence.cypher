@@ -15,53 +15,48 @@ CALL () {
   }
   RETURN g
 }
+// paths: begin actor_techniques (one definition of the path kinds: queries/catalog.py checks
+// that every query carrying this block carries it word for word)
 CALL (g) {
+  // direct: the actor USES the technique
   MATCH (g)-[u:USES]->(t:Technique)
-  WHERE NOT u.revoked AND NOT u.deprecated
+  WHERE 'direct' IN $kinds AND NOT u.revoked AND NOT u.deprecated
   RETURN t, 'direct' AS kind, null AS via_id, null AS via_name, u
   UNION ALL
+  // campaign: a campaign attributed to the actor uses it
+  MATCH (g)<-[a:ATTRIBUTED_TO]-(c)-[u:USES]->(t:Technique)
+  WHERE 'campaign' IN $kinds
+    AND (c:Campaign OR ('OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c)))
+    AND NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
+    AND NOT u.revoked AND NOT u.deprecated
+  RETURN t, 'campaign' AS kind, coalesce(c.attack_id, c.stix_id) AS via_id, c.name AS via_name, u
+  UNION ALL
+  // software: software the actor uses, or that a campaign attributed to it uses, uses it
   CALL (g) {
-    MATCH (g)-[gs:USES]->(s:Software)
-    WHERE NOT gs.revoked AND NOT gs.deprecated
-    RETURN s
-    UNION
-    MATCH (g)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[cs:USES]->(s:Software)
-    WHERE NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
-      AND NOT cs.revoked AND NOT cs.deprecated
-    RETURN s
-    UNION
-    // a cluster's own software, and its campaigns' software
     MATCH (g)-[gs:USES]->(s)
-    WHERE 'OrgCluster' IN labels(g) AND 'OrgSoftware' IN labels(s)
+    WHERE 'software' IN $kinds
+      AND (s:Software OR ('OrgCluster' IN labels(g) AND 'OrgSoftware' IN labels(s)))
       AND NOT gs.revoked AND NOT gs.deprecated
     RETURN s
     UNION
     MATCH (g)<-[a:ATTRIBUTED_TO]-(c)-[cs:USES]->(s)
-    WHERE 'OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c)
-      AND (s:Software OR 'OrgSoftware' IN labels(s)) AND NOT a.revoked AND NOT a.deprecated
-      AND NOT c.revoked AND NOT c.deprecated AND NOT cs.revoked AND NOT cs.deprecated
+    WHERE 'software' IN $kinds
+      AND (c:Campaign OR ('OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c)))
+      AND (s:Software OR ('OrgCluster' IN labels(g) AND 'OrgSoftware' IN labels(s)))
+      AND NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
+      AND NOT cs.revoked AND NOT cs.deprecated
     RETURN s
   }
   MATCH (s)-[u:USES]->(t:Technique)
   WHERE NOT s.revoked AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
   RETURN t, 'software' AS kind, coalesce(s.attack_id, s.stix_id) AS via_id, s.name AS via_name, u
-  UNION ALL
-  MATCH (g)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[u:USES]->(t:Technique)
-  WHERE NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
-    AND NOT u.revoked AND NOT u.deprecated
-  RETURN t, 'campaign' AS kind, c.attack_id AS via_id, c.name AS via_name, u
-  UNION ALL
-  // a cluster's own campaigns
-  MATCH (g)<-[a:ATTRIBUTED_TO]-(c)-[u:USES]->(t:Technique)
-  WHERE 'OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c) AND NOT a.revoked
-    AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated AND NOT u.revoked
-    AND NOT u.deprecated
-  RETURN t, 'campaign' AS kind, c.stix_id AS via_id, c.name AS via_name, u
 }
-WITH t, kind, via_id, via_name, u
-WHERE NOT t.revoked AND NOT t.deprecated AND kind IN $kinds
+WITH *
+WHERE NOT t.revoked AND NOT t.deprecated AND coalesce(t.in_release, true)
   AND ($domain IS NULL OR $domain IN t.domains)
-  AND (size($platforms) = 0 OR any(p IN t.platforms WHERE p IN $platforms))
+// paths: end
+WITH t, kind, via_id, via_name, u
+WHERE size($platforms) = 0 OR any(p IN t.platforms WHERE p IN $platforms)
 RETURN t.attack_id AS technique_id, kind, via_id, via_name,
        u.description AS procedure, u.citations AS citations, u.citation_urls AS citation_urls
 ORDER BY technique_id, kind, via_id

@@ -1,7 +1,7 @@
 // name: group_technique_sets
-// doc: For the given groups (or all ATT&CK groups when empty), the set of techniques each uses directly, via campaigns and optionally via software. A cluster of the organisation is included when its STIX id (intrusion-set--...) is given (see docs/intel.md).
-// params: group_ids, include_software, domain
-// example: {"group_ids": ["G0016"], "include_software": true, "domain": null}
+// doc: For the given groups (or all ATT&CK groups when empty), the set of techniques each uses by the given path kinds (direct, campaign, software: the group's own and its campaigns'). A cluster of the organisation is included when its STIX id (intrusion-set--...) is given (see docs/intel.md).
+// params: group_ids, kinds, domain
+// example: {"group_ids": ["G0016"], "kinds": ["direct", "campaign", "software"], "domain": null}
 CALL () {
   MATCH (g:Group)
   WHERE (size($group_ids) = 0 OR g.attack_id IN $group_ids) AND NOT g.revoked AND NOT g.deprecated
@@ -17,51 +17,46 @@ CALL () {
   }
   RETURN g, cid AS gid
 }
+// paths: begin actor_techniques (one definition of the path kinds: queries/catalog.py checks
+// that every query carrying this block carries it word for word)
 CALL (g) {
+  // direct: the actor USES the technique
   MATCH (g)-[u:USES]->(t:Technique)
-  WHERE NOT u.revoked AND NOT u.deprecated
-  RETURN t, 'direct' AS kind
+  WHERE 'direct' IN $kinds AND NOT u.revoked AND NOT u.deprecated
+  RETURN t, 'direct' AS kind, null AS via_id, null AS via_name, u
   UNION ALL
-  MATCH (g)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[u:USES]->(t:Technique)
-  WHERE NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
-    AND NOT u.revoked AND NOT u.deprecated
-  RETURN t, 'campaign' AS kind
-  UNION ALL
-  // a cluster's own campaigns
+  // campaign: a campaign attributed to the actor uses it
   MATCH (g)<-[a:ATTRIBUTED_TO]-(c)-[u:USES]->(t:Technique)
-  WHERE 'OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c) AND NOT a.revoked
-    AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated AND NOT u.revoked
-    AND NOT u.deprecated
-  RETURN t, 'campaign' AS kind
+  WHERE 'campaign' IN $kinds
+    AND (c:Campaign OR ('OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c)))
+    AND NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
+    AND NOT u.revoked AND NOT u.deprecated
+  RETURN t, 'campaign' AS kind, coalesce(c.attack_id, c.stix_id) AS via_id, c.name AS via_name, u
   UNION ALL
+  // software: software the actor uses, or that a campaign attributed to it uses, uses it
   CALL (g) {
-    MATCH (g)-[gs:USES]->(s:Software)
-    WHERE $include_software AND NOT gs.revoked AND NOT gs.deprecated
-    RETURN s
-    UNION
-    MATCH (g)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[cs:USES]->(s:Software)
-    WHERE $include_software AND NOT a.revoked AND NOT a.deprecated AND NOT c.revoked
-      AND NOT c.deprecated AND NOT cs.revoked AND NOT cs.deprecated
-    RETURN s
-    UNION
-    // a cluster's own software, and its campaigns' software
     MATCH (g)-[gs:USES]->(s)
-    WHERE $include_software AND 'OrgCluster' IN labels(g) AND 'OrgSoftware' IN labels(s)
+    WHERE 'software' IN $kinds
+      AND (s:Software OR ('OrgCluster' IN labels(g) AND 'OrgSoftware' IN labels(s)))
       AND NOT gs.revoked AND NOT gs.deprecated
     RETURN s
     UNION
     MATCH (g)<-[a:ATTRIBUTED_TO]-(c)-[cs:USES]->(s)
-    WHERE $include_software AND 'OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c)
-      AND (s:Software OR 'OrgSoftware' IN labels(s)) AND NOT a.revoked AND NOT a.deprecated
-      AND NOT c.revoked AND NOT c.deprecated AND NOT cs.revoked AND NOT cs.deprecated
+    WHERE 'software' IN $kinds
+      AND (c:Campaign OR ('OrgCluster' IN labels(g) AND 'OrgCampaign' IN labels(c)))
+      AND (s:Software OR ('OrgCluster' IN labels(g) AND 'OrgSoftware' IN labels(s)))
+      AND NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
+      AND NOT cs.revoked AND NOT cs.deprecated
     RETURN s
   }
   MATCH (s)-[u:USES]->(t:Technique)
   WHERE NOT s.revoked AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
-  RETURN t, 'software' AS kind
+  RETURN t, 'software' AS kind, coalesce(s.attack_id, s.stix_id) AS via_id, s.name AS via_name, u
 }
-WITH gid, g, t, kind
-WHERE NOT t.revoked AND NOT t.deprecated AND ($domain IS NULL OR $domain IN t.domains)
+WITH *
+WHERE NOT t.revoked AND NOT t.deprecated AND coalesce(t.in_release, true)
+  AND ($domain IS NULL OR $domain IN t.domains)
+// paths: end
 WITH gid, t.attack_id AS technique_id, collect(DISTINCT kind) AS kinds, min(g.name) AS name
 RETURN gid AS group_id, min(name) AS name,
        collect({technique_id: technique_id, kinds: kinds}) AS techniques
