@@ -41,7 +41,7 @@ class MatrixTechnique(BaseModel):
     name: str
     platforms: list[str] = []
     subtechniques: list[MatrixSubtechnique] = Field(
-        [], description="its sub-techniques in this tactic, by name"
+        default_factory=list, description="its sub-techniques in this tactic, by name"
     )
 
 

@@ -21,7 +21,9 @@ def get_matrix(
     graph: GraphDep,
     domain: Annotated[
         str,
-        Query(description="enterprise, mobile or ics", pattern="^(enterprise|mobile|ics)(-attack)?$"),
+        Query(
+            description="enterprise, mobile or ics", pattern="^(enterprise|mobile|ics)(-attack)?$"
+        ),
     ] = "enterprise-attack",
 ) -> matrix.MatrixSkeleton:
     """Tactic columns in the matrix's order (from the graph), each with its techniques and

@@ -77,7 +77,7 @@ export function matrixSvg({ title, subtitle, legend, tactics }) {
     const marked = sec.querySelector('.marked-count').textContent;
     const head = wrap(name, COL - 8, 12, '600');
     const headH = head.length * LINE + LINE + 8;
-    parts.push(`<rect x="${x}" y="${cy}" width="${COL}" height="${headH}" fill="#eef1f4"/>`);
+    parts.push(`<rect class="tactic" x="${x}" y="${cy}" width="${COL}" height="${headH}" fill="#eef1f4"/>`);
     parts.push(textLines(head, x + 4, cy + 13, { size: 12, weight: '600' }));
     parts.push(
       textLines([`${counts}${marked ? ` · ${marked}` : ''}`], x + 4, cy + 13 + head.length * LINE, {
@@ -96,8 +96,10 @@ export function matrixSvg({ title, subtitle, legend, tactics }) {
       const style = getComputedStyle(cell);
       const fill = cssColor(cell.style.background ? style.backgroundColor : '', '#ffffff');
       const ink = cell.style.color ? style.color : cell.classList.contains('off') ? '#8c959f' : '#1f2328';
+      const cls = cell.classList.contains('marked') ? 'cell marked' : 'cell';
       parts.push(
-        `<rect x="${x + indent}" y="${cy}" width="${COL - indent}" height="${h}" fill="${fill}" stroke="#d1d9e0" stroke-width="0.6"/>`,
+        `<rect class="${cls}" x="${x + indent}" y="${cy}" width="${COL - indent}" height="${h}"` +
+          ` fill="${fill}" stroke="#d1d9e0" stroke-width="0.6"><title>${esc(label)}</title></rect>`,
       );
       if (cell.closest('.group').classList.contains('sub-marked') && !isSub) {
         parts.push(`<rect x="${x}" y="${cy}" width="3" height="${h}" fill="#0b62c4"/>`);

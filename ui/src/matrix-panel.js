@@ -72,8 +72,13 @@ function section(title, count, open, ...body) {
 
 // ------------------------------------------------------------------ what the view says
 
+// The entry's comment already tells how each actor uses it: the rest of the metadata only.
+const TOLD = new Set(['via', 'actor']);
+
 function metaList(entry) {
-  const rows = (entry.metadata || []).filter((m) => m.name && m.value !== undefined);
+  const rows = (entry.metadata || []).filter(
+    (m) => m.name && m.value !== undefined && !(entry.comment && TOLD.has(m.name)),
+  );
   if (!rows.length) return null;
   return el(
     'dl',
@@ -85,9 +90,9 @@ function metaList(entry) {
 function ruleList(title, rules) {
   if (!rules || !rules.length) return null;
   return el(
-    'div',
-    { className: 'rules' },
-    el('h4', {}, `${title} (${rules.length})`),
+    'details',
+    { className: 'rules', open: rules.length <= 8 },
+    el('summary', {}, `${title} (${rules.length})`),
     el('ul', {}, rules.slice(0, 200).map((r) => el('li', {}, r))),
     rules.length > 200 ? el('p', {}, `… and ${rules.length - 200} more`) : null,
   );
@@ -104,9 +109,9 @@ function inThisView(answer, look, id) {
     const status = g.covered ? 'covered' : g.partial ? 'partially covered' : 'not covered: a gap';
     body.push(
       el('p', { className: `status ${look.status}` }, `${status} · priority ${g.priority.toFixed(1)}`),
-      ruleList('Rules that cover it', g.rules),
-      ruleList('Rules that cover it partially (its parent or sub-techniques)', g.partial_rules),
       el('ul', { className: 'reasons' }, g.reasons.map((r) => el('li', {}, r))),
+      ruleList('Rules that cover it', g.rules),
+      ruleList('Rules that cover it partially (on its parent or sub-techniques)', g.partial_rules),
     );
     const kinds = Object.entries(g.kinds || {});
     if (kinds.length) {
@@ -120,7 +125,14 @@ function inThisView(answer, look, id) {
     body.push(metaList(e));
     const links = (e.links || []).filter((l) => l.url && !l.url.includes(`/techniques/${id.replace('.', '/')}`));
     if (links.length) {
-      body.push(el('ul', { className: 'links' }, links.map((l) => el('li', {}, ext(l.url, l.label)))));
+      body.push(
+        el(
+          'details',
+          { className: 'sources' },
+          el('summary', {}, `Links and cited reports (${links.length})`),
+          el('ul', { className: 'links' }, links.map((l) => el('li', {}, ext(l.url, l.label)))),
+        ),
+      );
     }
   }
   const apis = [apiLink(url, 'API: this view as a layer')];
@@ -203,7 +215,7 @@ function detectionPart(ev) {
   const body = strategies.map((s) =>
     el(
       'div',
-      { className: 'strategy' },
+      { className: 'strategy', 'data-strategy': s.strategy_id },
       el('h4', {}, ext(s.url, `${s.strategy_id} ${s.name}`)),
       s.analytics.map((a) =>
         el(

@@ -227,7 +227,11 @@ async function fetchAnswer(q, planned) {
   let json = null;
   if (planned.kind === 'telemetry') {
     // Data components first; a name no data component has is tried as a log source.
-    const levels = q.level ? [q.level] : ['data_component', 'log_source'];
+    // (Log source names have a colon, WinEventLog:Security; data component names have none.)
+    const guess = q.telemetry.some((t) => t.includes(':'))
+      ? ['log_source', 'data_component']
+      : ['data_component', 'log_source'];
+    const levels = q.level ? [q.level] : guess;
     for (const [i, level] of levels.entries()) {
       layerUrl = planned.layer(level);
       try {
