@@ -41,9 +41,9 @@ function prose(text, { paragraphs = 99 } = {}) {
   for (const para of clean.split(/\n\s*\n/).slice(0, paragraphs)) {
     const p = el('p');
     let last = 0;
-    for (const m of para.matchAll(/\[([^\]]+)\]\((https?:[^)\s]+)\)/g)) {
+    for (const m of para.matchAll(/\[([^\]]+)\]\((https?:[^)\s]+)\)|<code>(.*?)<\/code>/g)) {
       p.append(para.slice(last, m.index));
-      p.append(ext(m[2], m[1]));
+      p.append(m[3] !== undefined ? el('code', {}, m[3]) : ext(m[2], m[1]));
       last = m.index + m[0].length;
     }
     p.append(para.slice(last));
@@ -72,12 +72,12 @@ function section(title, count, open, ...body) {
 
 // ------------------------------------------------------------------ what the view says
 
-// The entry's comment already tells how each actor uses it: the rest of the metadata only.
-const TOLD = new Set(['via', 'actor']);
+// With a comment, the metadata mostly repeats it: only what it does not say is listed.
+const UNTOLD = new Set(['how', 'priority (exact)', 'step']);
 
 function metaList(entry) {
   const rows = (entry.metadata || []).filter(
-    (m) => m.name && m.value !== undefined && !(entry.comment && TOLD.has(m.name)),
+    (m) => m.name && m.value !== undefined && (!entry.comment || UNTOLD.has(m.name)),
   );
   if (!rows.length) return null;
   return el(
@@ -243,8 +243,9 @@ function detectionPart(ev) {
     );
   }
   if (!body.length) body.push(el('p', { className: 'muted' }, 'ATT&CK names no detection for it.'));
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
   const count = strategies.length
-    ? `${strategies.length} strategies, ${analytics} analytics`
+    ? `${plural(strategies.length, 'strategy', 'strategies')}, ${plural(analytics, 'analytic', 'analytics')}`
     : ev.data_components.length;
   return el(
     'details',
@@ -297,7 +298,9 @@ export async function showEvidence({ id, answer, look, question, onSelect }) {
   panel.hidden = false;
   panel.dataset.technique = id;
   panel.dataset.state = 'loading';
-  box.replaceChildren(el('h2', {}, id), inThisView(answer, look, id), el('p', { className: 'muted' }, 'Loading the evidence…'));
+  box.replaceChildren(
+    ...[el('h2', {}, id), inThisView(answer, look, id), el('p', { className: 'muted' }, 'Loading the evidence…')].filter(Boolean),
+  );
   let ev;
   try {
     ev = await evidenceOf(id);
@@ -310,7 +313,7 @@ export async function showEvidence({ id, answer, look, question, onSelect }) {
   if (seq !== current) return;
   const actors = new Set(answer ? answer.actors : []);
   const title = ev.parent_name ? `${ev.parent_name}: ${ev.name}` : ev.name;
-  box.replaceChildren(
+  const parts = [
     el('h2', {}, el('span', { className: 'tid' }, ev.technique_id), ` ${title}`),
     el(
       'p',
@@ -335,6 +338,7 @@ export async function showEvidence({ id, answer, look, question, onSelect }) {
     mitigationsPart(ev),
     softwarePart(ev),
     section('Description', null, false, prose(ev.description)),
-  );
+  ];
+  box.replaceChildren(...parts.filter(Boolean));
   panel.dataset.state = 'ready';
 }

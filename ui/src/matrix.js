@@ -372,6 +372,8 @@ function applyAnswer() {
       cell.classList.add('marked');
       cell.dataset.status = look.status;
       if (look.score !== null && look.score !== undefined) cell.dataset.score = String(look.score);
+      const comment = look.entry && look.entry.comment;
+      cell.title = comment ? comment.split('\n')[0].slice(0, 200) : look.status;
       markedIds.add(cell.dataset.id);
       markedCells += 1;
       perTactic.set(cell.dataset.tactic, (perTactic.get(cell.dataset.tactic) || 0) + 1);
@@ -381,6 +383,7 @@ function applyAnswer() {
       cell.classList.remove('marked');
       delete cell.dataset.status;
       delete cell.dataset.score;
+      cell.removeAttribute('title');
     }
   }
   for (const g of state.groups) {
