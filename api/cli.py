@@ -291,6 +291,7 @@ def up(
     out.print("  Neo4j Browser: http://127.0.0.1:7474/browser/")
     out.print(f"    user neo4j, password in {settings_file()}")
     out.print(f"  API docs:      http://127.0.0.1:{port}/docs")
+    out.print(f"  ATT&CK matrix: http://127.0.0.1:{port}/ui/matrix?actor=APT29")
     out.print("  A first query (paste in Neo4j Browser):")
     out.print(
         "    MATCH (g:Group {attack_id: 'G0016'})-[u:USES]->(t:Technique)"
