@@ -142,7 +142,7 @@ def measure(url: str, runs_per_view: int, inventory: str) -> None:
         )
         page = browser.new_page()
         print(f"Matrix page draw, ms (Chromium, 1400x900; load average {load_average()})")
-        print(f"{'view':36} {'cells':>6} {'marked':>6} {'draw median':>12} "
+        print(f"{'view':40} {'cells':>6} {'marked':>6} {'draw median':>12} "
               f"{'draw max':>9} {'request->drawn':>15}")  # fmt: skip
         for name, query in VIEWS.items():
             draws, totals = [], []
@@ -155,7 +155,7 @@ def measure(url: str, runs_per_view: int, inventory: str) -> None:
             body = page.evaluate("() => ({...document.body.dataset})")
             kept = draws[1:] or draws
             print(
-                f"{name:36} {body['cells']:>6} {body['marked']:>6} "
+                f"{name:40} {body['cells']:>6} {body['marked']:>6} "
                 f"{statistics.median(kept):12.1f} {max(kept):9.1f} "
                 f"{statistics.median(totals[1:] or totals):15.1f}"
             )

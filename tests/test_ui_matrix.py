@@ -32,16 +32,16 @@ from queries.errors import NotFound
 from queries.graph import Graph
 
 from . import test_ui as ui
-from .bundle_facts import (
-    by_stix_id,
-    current_relationships,
-    ext_id,
-    is_current,
-    mitigations_by_technique,
-    objects,
-    stix_id_for,
-)
+from .bundle_facts import ext_id, is_current, mitigations_by_technique, objects
 from .conftest import CORPORA, ENTERPRISE, ICS_21
+from .test_matrix import (
+    ENT,
+    bundle_cells,
+    bundle_matrix,
+    groups_using,
+    seen_by_data_component,
+    strategies_detecting,
+)
 
 # The browser and the keyed API of the overlap page's tests (module-scoped: one each here).
 api, browser_context, page = ui.api, ui.browser_context, ui.page
@@ -50,103 +50,6 @@ ARTIFACTS = ui.ARTIFACTS
 ART = CORPORA / "atomic-red-team" / "atomics" / "Indexes"
 ART_CSV = ART / "Indexes-CSV" / "windows-index.csv"
 ART_LAYER = ART / "Attack-Navigator-Layers" / "art-navigator-layer.json"
-ENT = "enterprise-attack"
-
-# ---------------------------------------------------------------- facts from the bundles
-
-
-def bundle_matrix(path: Path) -> tuple[list[str], list[str]]:
-    """The current matrix's tactics in column order: (names, shortnames)."""
-    objs = by_stix_id(path)
-    matrix = next(o for o in objects(path) if o["type"] == "x-mitre-matrix" and is_current(o))
-    tactics = [objs[r] for r in matrix["tactic_refs"]]
-    return [t["name"] for t in tactics], [t["x_mitre_shortname"] for t in tactics]
-
-
-def bundle_cells(path: Path, domain: str) -> dict[str, list[str]]:
-    """Current technique ATT&CK id -> its tactic shortnames in the domain's matrix."""
-    _, shortnames = bundle_matrix(path)
-    chain = "mitre-attack" if domain == ENT else f"mitre-{domain}"
-    out: dict[str, list[str]] = {}
-    for o in objects(path):
-        if o["type"] != "attack-pattern" or not is_current(o):
-            continue
-        if domain not in o.get("x_mitre_domains", [domain]):
-            continue
-        phases = [
-            p["phase_name"]
-            for p in o.get("kill_chain_phases", [])
-            if p["kill_chain_name"] == chain and p["phase_name"] in shortnames
-        ]
-        if phases:
-            out[ext_id(o) or o["id"]] = phases
-    return out
-
-
-def groups_using(path: Path, technique_id: str) -> set[str]:
-    """Groups using a technique directly or through a campaign attributed to them."""
-    objs = by_stix_id(path)
-    tid = stix_id_for(path, "attack-pattern", technique_id)
-    rels = current_relationships(path)
-    users = {
-        r["source_ref"] for r in rels if r["relationship_type"] == "uses" and r["target_ref"] == tid
-    }
-    groups = {ext_id(objs[u]) for u in users if u.startswith("intrusion-set--")}
-    campaigns = {u for u in users if u.startswith("campaign--")}
-    for r in rels:
-        if (
-            r["relationship_type"] == "attributed-to"
-            and r["source_ref"] in campaigns
-            and r["target_ref"].startswith("intrusion-set--")
-        ):
-            groups.add(ext_id(objs[r["target_ref"]]))
-    return {g for g in groups if g}
-
-
-def strategies_detecting(path: Path, technique_id: str) -> set[str]:
-    objs = by_stix_id(path)
-    tid = stix_id_for(path, "attack-pattern", technique_id)
-    return {
-        ext_id(objs[r["source_ref"]]) or ""
-        for r in current_relationships(path)
-        if r["relationship_type"] == "detects"
-        and r["target_ref"] == tid
-        and r["source_ref"].startswith("x-mitre-detection-strategy--")
-    }
-
-
-def seen_by_data_component(path: Path, component: str) -> set[str]:
-    """Techniques a data component (by name) can show: detection strategy -> analytic -> log
-    source of that component (ATT&CK v18), straight from the bundle."""
-    objs = by_stix_id(path)
-    dc = next(
-        o["id"]
-        for o in objs.values()
-        if o["type"] == "x-mitre-data-component" and o["name"] == component
-    )
-    analytics = {
-        o["id"]
-        for o in objs.values()
-        if o["type"] == "x-mitre-analytic"
-        and is_current(o)
-        and any(
-            r["x_mitre_data_component_ref"] == dc
-            for r in o.get("x_mitre_log_source_references", [])
-        )
-    }
-    strategies = {
-        o["id"]
-        for o in objs.values()
-        if o["type"] == "x-mitre-detection-strategy"
-        and is_current(o)
-        and analytics & set(o.get("x_mitre_analytic_refs", []))
-    }
-    return {
-        ext_id(objs[r["target_ref"]]) or ""
-        for r in current_relationships(path)
-        if r["relationship_type"] == "detects" and r["source_ref"] in strategies
-    }
-
 
 # ---------------------------------------------------------------- the page
 

@@ -115,7 +115,8 @@ function inThisView(answer, look, id) {
     );
     const kinds = Object.entries(g.kinds || {});
     if (kinds.length) {
-      body.push(el('p', {}, 'How the actors use it: ', kinds.map(([a, k]) => `${a} ${k.join(', ')}`).join('; ')));
+      const name = (g) => (answer.actorNames.has(g) ? `${answer.actorNames.get(g)} (${g})` : g);
+      body.push(el('p', {}, 'How the actors use it: ', kinds.map(([g, k]) => `${name(g)} ${k.join(', ')}`).join('; ')));
     }
   } else if (look.entry) {
     const e = look.entry;

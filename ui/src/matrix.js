@@ -268,6 +268,7 @@ async function fetchAnswer(q, planned) {
     return { ...hit, status };
   };
   const actors = json ? json.actors.map((a) => a.group_id) : groupIds(JSON.stringify(layer.metadata || []));
+  const actorNames = new Map(json ? json.actors.map((a) => [a.group_id, a.name]) : []);
   return {
     kind: planned.kind,
     layer,
@@ -277,6 +278,7 @@ async function fetchAnswer(q, planned) {
     look,
     find,
     actors,
+    actorNames,
     title: TITLES[planned.kind](layer),
   };
 }
@@ -588,7 +590,7 @@ async function fillInventories() {
     sel.replaceChildren(
       el('option', { value: '' }, 'none'),
       ...list.map((i) =>
-        el('option', { value: i.name, 'data-format': i.format }, `${i.name} (${i.format}, ${i.techniques_covered} techniques)`),
+        el('option', { value: i.name, 'data-format': i.format, title: `${i.techniques_covered} techniques covered` }, `${i.name} (${i.format})`),
       ),
     );
     sel.value = chosen;
