@@ -143,20 +143,22 @@ def measure(url: str, runs_per_view: int, inventory: str) -> None:
         page = browser.new_page()
         print(f"Matrix page draw, ms (Chromium, 1400x900; load average {load_average()})")
         print(f"{'view':40} {'cells':>6} {'marked':>6} {'draw median':>12} "
-              f"{'draw max':>9} {'request->drawn':>15}")  # fmt: skip
+              f"{'draw max':>9} {'of it script':>12} {'request->drawn':>15}")  # fmt: skip
         for name, query in VIEWS.items():
-            draws, totals = [], []
+            draws, scripts, totals = [], [], []
             for _ in range(runs_per_view):
                 page.goto(f"{url}/ui/matrix{query.format(inv=inventory)}")
                 page.wait_for_selector("body[data-state=ready]", timeout=120_000)
                 t = page.evaluate("() => window.ttpgraphMatrix.state.timings")
                 draws.append(t["draw"])
+                scripts.append(t["script"])
                 totals.append(t["total"])
             body = page.evaluate("() => ({...document.body.dataset})")
             kept = draws[1:] or draws
             print(
                 f"{name:40} {body['cells']:>6} {body['marked']:>6} "
                 f"{statistics.median(kept):12.1f} {max(kept):9.1f} "
+                f"{statistics.median(scripts[1:] or scripts):12.1f} "
                 f"{statistics.median(totals[1:] or totals):15.1f}"
             )
         print(f"\nInteractions on the heat view, ms (load average {load_average()})")

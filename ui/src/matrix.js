@@ -546,6 +546,7 @@ async function load({ push = false } = {}) {
   $('summary').textContent = describe(marked);
   updateLinks();
   if (q.find) search(q.find, { scroll: false });
+  performance.mark('matrix:dom');
   if (problem) {
     if (problem instanceof AuthError) {
       setState('auth');
@@ -560,7 +561,8 @@ async function load({ push = false } = {}) {
       performance.mark('matrix:drawn');
       const m = performance.measure('matrix:draw', 'matrix:data', 'matrix:drawn');
       const total = performance.measure('matrix:total', 'matrix:request', 'matrix:drawn');
-      state.timings = { draw: m.duration, total: total.duration };
+      const dom = performance.measure('matrix:script', 'matrix:data', 'matrix:dom');
+      state.timings = { draw: m.duration, script: dom.duration, total: total.duration };
       document.body.dataset.drawMs = m.duration.toFixed(1);
       if (q.technique) select(q.technique, null, { scroll: true });
       if (!problem) setState('ready');
