@@ -421,7 +421,7 @@ def where_to_look(cfg: srv.ServerConfig, port: int, *, serving: bool) -> list[st
             f"    {api}/ui/",
         ]
         if has_matrix_page():
-            lines += ["  ATT&CK matrix page:", f"    {api}/ui/matrix"]
+            lines += ["  ATT&CK matrix page:", f"    {api}/ui/matrix?actor=APT29"]
         lines += ["  Style for Neo4j Browser (paste there):", f"    :style {api}/ui/ttpgraph.grass"]
     lines += [
         "  A first query (paste in Neo4j Browser):",

@@ -10,26 +10,34 @@ const cytoscape = JSON.parse(readFileSync(join(here, 'node_modules', 'cytoscape'
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
-await build({
-  entryPoints: [join(here, 'src', 'main.js')],
-  bundle: true,
-  minify: true,
-  format: 'iife',
-  target: ['es2020'],
-  outfile: join(out, 'app.js'),
-  banner: {
-    js: `/*! ttpgraph actor-overlap page. Bundles cytoscape ${cytoscape.version} (MIT): see THIRD-PARTY-LICENSES.txt */`,
-  },
-  legalComments: 'none',
-  logLevel: 'warning',
-});
-await build({
-  entryPoints: [join(here, 'src', 'style.css')],
-  minify: true,
-  outfile: join(out, 'app.css'),
-  logLevel: 'warning',
-});
+// Two pages, one bundle each: the actor-overlap network (cytoscape) and the ATT&CK matrix.
+const pages = [
+  { entry: 'main.js', out: 'app.js', banner: `ttpgraph actor-overlap page. Bundles cytoscape ${cytoscape.version} (MIT): see THIRD-PARTY-LICENSES.txt` },
+  { entry: 'matrix.js', out: 'matrix.js', banner: 'ttpgraph ATT&CK matrix page' },
+];
+for (const page of pages) {
+  await build({
+    entryPoints: [join(here, 'src', page.entry)],
+    bundle: true,
+    minify: true,
+    format: 'iife',
+    target: ['es2020'],
+    outfile: join(out, page.out),
+    banner: { js: `/*! ${page.banner} */` },
+    legalComments: 'none',
+    logLevel: 'warning',
+  });
+}
+for (const [css, target] of [['style.css', 'app.css'], ['matrix.css', 'matrix.css']]) {
+  await build({
+    entryPoints: [join(here, 'src', css)],
+    minify: true,
+    outfile: join(out, target),
+    logLevel: 'warning',
+  });
+}
 copyFileSync(join(here, 'src', 'index.html'), join(out, 'index.html'));
+copyFileSync(join(here, 'src', 'matrix.html'), join(out, 'matrix.html'));
 writeFileSync(
   join(out, 'THIRD-PARTY-LICENSES.txt'),
   `cytoscape ${cytoscape.version} (${cytoscape.homepage})\n\n` +

@@ -208,7 +208,7 @@ def ui_style_preflight(request: Request) -> Response:
 
 @router.get("/ui/{path:path}", include_in_schema=False)
 def ui_file(path: str) -> FileResponse:
-    file = _UI_FILES.get(path or "index.html")
+    file = _UI_FILES.get(path or "index.html") or _UI_FILES.get(f"{path}.html")  # /ui/matrix
     if file is None:
         raise NotFound(f"no file {path!r} in the page's assets")
     headers = {"Cache-Control": "no-cache"} if file.suffix == ".html" else {}

@@ -2,115 +2,34 @@
 // Click a group: its profile (GET /api/v1/groups/{id}/profile) and the techniques it shares
 // with each neighbour (from the network's edges). Everything is served by the ttpgraph API.
 import cytoscape from 'cytoscape';
+import {
+  $,
+  API,
+  AuthError,
+  download,
+  el,
+  getJSON,
+  initAuth,
+  setState,
+  showError,
+} from './common.js';
 
-const API = '/api/v1';
 const RANGES = {
   jaccard: { min: 0.1, max: 0.8, step: 0.01, value: 0.2, digits: 2 },
   shared: { min: 5, max: 80, step: 1, value: 20, digits: 0 },
 };
 const MAX_COMPARED = 50; // the compare endpoints take at most 50 actors
 
-const $ = (id) => document.getElementById(id);
 const state = {
   metric: 'jaccard',
   threshold: RANGES.jaccard.value,
   software: false,
   network: null,
   selected: null,
+  focus: [], // several actors asked for in the URL (?actor=A&actor=B): their neighbourhoods
   seq: 0,
   profiles: new Map(),
-  key: null, // API key (X-API-Key), when the API asks for one
 };
-const KEY_STORE = 'ttpgraph.apiKey';
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'className') node.className = v;
-    else if (k.startsWith('data-')) node.setAttribute(k, v);
-    else node[k] = v;
-  }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return node;
-}
-
-function setState(value) {
-  document.body.dataset.state = value;
-}
-
-function showError(message) {
-  const box = $('error');
-  box.textContent = message;
-  box.hidden = !message;
-  if (message) setState('error');
-}
-
-class AuthError extends Error {}
-
-function headers(accept) {
-  const h = { Accept: accept };
-  if (state.key) h['X-API-Key'] = state.key;
-  return h;
-}
-
-async function failure(res, url) {
-  let body = null;
-  try {
-    body = await res.json();
-  } catch {
-    body = null;
-  }
-  const detail = body && (body.detail || body.title);
-  const message = detail ? `${detail} (HTTP ${res.status})` : `HTTP ${res.status} for ${url}`;
-  if (res.status === 401 || res.status === 403) {
-    askForKey(message);
-    return new AuthError(message);
-  }
-  return new Error(message);
-}
-
-async function getJSON(url) {
-  const res = await fetch(url, { headers: headers('application/json') });
-  if (!res.ok) throw await failure(res, url);
-  return res.json();
-}
-
-// Downloads go through fetch so that the API key travels in a header, never in a URL.
-async function download(url) {
-  try {
-    const res = await fetch(url, { headers: headers('*/*') });
-    if (!res.ok) throw await failure(res, url);
-    const disposition = res.headers.get('Content-Disposition') || '';
-    const name = (disposition.match(/filename="([^"]+)"/) || [])[1] || 'download';
-    const href = URL.createObjectURL(await res.blob());
-    const a = el('a', { href, download: name });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(href), 10000);
-  } catch (err) {
-    showError(`Download failed: ${err.message}`);
-  }
-}
-
-function askForKey(message) {
-  $('auth').hidden = false;
-  $('auth-message').textContent = message;
-  $('api-key').focus();
-}
-
-function useKey(key) {
-  state.key = key.trim() || null;
-  try {
-    if (state.key) localStorage.setItem(KEY_STORE, state.key);
-    else localStorage.removeItem(KEY_STORE);
-  } catch {
-    // storage may be off: the key then lasts as long as the page
-  }
-  $('auth').hidden = true;
-  state.profiles.clear();
-  loadNetwork();
-}
 
 // ------------------------------------------------------------------ the network
 
@@ -158,7 +77,8 @@ function params() {
 
 function syncUrl() {
   const p = params();
-  if (state.selected) p.set('actor', state.selected);
+  if (state.focus.length > 1) for (const a of state.focus) p.append('actor', a);
+  else if (state.selected) p.set('actor', state.selected);
   history.replaceState(null, '', `?${p}`);
 }
 
@@ -235,8 +155,9 @@ function render(net) {
     document.body.dataset.metric = net.metric;
     document.body.dataset.nodes = String(net.node_count);
     setState('ready');
-    // ?actor= may be a name or an alias (APT28, Fancy Bear): resolve it like the search box.
-    if (state.selected && !state.network.nodes.some((n) => n.group_id === state.selected)) {
+    // ?actor= may be a name or an alias (APT28, Fancy Bear): resolved like the search box.
+    if (state.focus.length > 1) focusMany(state.focus);
+    else if (state.selected && !state.network.nodes.some((n) => n.group_id === state.selected)) {
       search(state.selected);
     } else if (state.selected) select(state.selected, { center: false });
   });
@@ -280,10 +201,27 @@ function highlight(gid) {
   return node;
 }
 
-async function select(gid, { center = true } = {}) {
+// Several actors (a matrix of several actors links here): their closed neighbourhoods stay
+// lit, the rest fades; the first one's panel opens.
+function focusMany(names) {
+  const ids = names.map((n) => (findGroup(n) || { group_id: n }).group_id);
+  const nodes = cy.collection(ids.map((id) => cy.getElementById(id)).filter((n) => n.nonempty()));
+  document.body.dataset.focus = nodes.map((n) => n.id()).join(',');
+  if (nodes.empty()) return;
+  cy.elements().removeClass('faded near');
+  const hood = nodes.closedNeighborhood();
+  cy.elements().difference(hood).addClass('faded');
+  nodes.connectedEdges().addClass('near');
+  nodes.select();
+  cy.fit(hood, 30);
+  select(nodes[0].id(), { center: false, keepFocus: true });
+}
+
+async function select(gid, { center = true, keepFocus = false } = {}) {
+  if (!keepFocus) state.focus = [];
   state.selected = gid;
   syncUrl();
-  const node = highlight(gid);
+  const node = keepFocus ? cy.getElementById(gid) : highlight(gid);
   if (center && node.nonempty()) cy.animate({ center: { eles: node }, duration: 250 });
   const panel = $('profile');
   panel.hidden = false;
@@ -303,6 +241,10 @@ async function select(gid, { center = true } = {}) {
   link.title = compared.length > 1
     ? `Navigator layer comparing ${compared.join(', ')}`
     : 'No neighbour at this threshold: the layer holds this group alone';
+  $('matrix-link').href = `matrix?actor=${encodeURIComponent(gid)}`;
+  const heat = $('matrix-neighbours-link');
+  heat.hidden = compared.length < 2;
+  heat.href = `matrix?${layer}`;
   let profile;
   try {
     profile = await profileOf(gid);
@@ -420,18 +362,9 @@ function onThreshold() {
 }
 
 function init() {
-  // A key can come in the fragment (#key=...: never sent to the server) or from storage.
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  try {
-    state.key = fragment.get('key') || localStorage.getItem(KEY_STORE);
-    if (fragment.get('key')) localStorage.setItem(KEY_STORE, fragment.get('key'));
-  } catch {
-    state.key = fragment.get('key');
-  }
-  if (fragment.has('key')) history.replaceState(null, '', location.pathname + location.search);
-  $('auth').addEventListener('submit', (e) => {
-    e.preventDefault();
-    useKey($('api-key').value);
+  initAuth(() => {
+    state.profiles.clear();
+    loadNetwork();
   });
   for (const a of document.querySelectorAll('#downloads a, #layer-link')) {
     a.addEventListener('click', (e) => {
@@ -446,7 +379,9 @@ function init() {
   setMetric(metric, Number.isFinite(t) ? t : null);
   state.software = q.get('include_software') === 'true';
   $('software').checked = state.software;
-  state.selected = q.get('actor');
+  // ?actor=G0016 selects a group; several (from the matrix page) frame their neighbourhoods.
+  state.focus = q.getAll('actor').filter(Boolean);
+  state.selected = state.focus[0] || null;
 
   $('threshold').addEventListener('input', onThreshold);
   $('metric').addEventListener('change', (e) => {
