@@ -28,7 +28,7 @@ from typing import Any, Literal
 from neo4j import ManagedTransaction
 from neo4j.exceptions import ServiceUnavailable, SessionExpired
 
-from queries.cache import bump_graph_version
+from queries.cache import ATTACK, bump_graph_version
 from queries.errors import Unavailable
 from queries.graph import Graph
 
@@ -285,7 +285,7 @@ def write_rows(
             tx.run(
                 "MERGE (r:Release {domain: $props.domain}) SET r = $props", props=release_props
             ).consume()
-        bump_graph_version(tx)
+        bump_graph_version(tx, ATTACK)
         return release_props
 
     try:

@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .cache import cached_answer
+from .cache import ACTOR_SCOPES, ATTACK, cached_answer
 from .catalog import Q
 from .errors import InvalidInput
 from .graph import Graph
-from .resolve import resolve_group, resolve_groups
+from .resolve import Resolved, resolve_group, resolve_groups
 
 MAX_ACTORS = 50
 DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
@@ -193,7 +193,7 @@ def _tactic_matches(details: dict[str, Any], tactic: str) -> bool:
 # ---------------------------------------------------------------- services
 
 
-@cached_answer
+@cached_answer(scopes=[ATTACK])
 def search_groups(graph: Graph, *, text: str, limit: int = 20) -> list[GroupHit]:
     """Groups ranked by a full-text match on name, aliases and description."""
     text = (text or "").strip()
@@ -211,7 +211,7 @@ def search_groups(graph: Graph, *, text: str, limit: int = 20) -> list[GroupHit]
     return [GroupHit(**r) for r in rows]
 
 
-@cached_answer
+@cached_answer(scopes=ACTOR_SCOPES)
 def profile_group(
     graph: Graph,
     *,
@@ -229,29 +229,52 @@ def profile_group(
     gid = resolved.attack_id
     kinds = kinds or list(PathKind)
     dom = _check_domain(domain)
-    info = graph.read(Q.group_info, group_id=gid)[0]
-    rows = graph.read(
-        Q.group_technique_evidence,
+    row = graph.read(
+        Q.profile_group,
         group_id=gid,
         kinds=[k.value for k in kinds],
         domain=dom,
         platforms=platforms or [],
-    )
-    evidence: dict[str, list[Evidence]] = defaultdict(list)
-    for r in rows:
-        evidence[r["technique_id"]].append(
+        limit=limit,
+    )[0]
+    return shape_profile(
+        row, graph=graph, resolved=resolved, kinds=kinds, platforms=platforms, domain=dom,
+        tactic=tactic, rollup=rollup, limit=limit,
+    )  # fmt: skip
+
+
+def shape_profile(
+    row: dict[str, Any],
+    *,
+    graph: Graph,
+    resolved: Resolved,
+    kinds: list[PathKind],
+    platforms: list[str] | None,
+    domain: str | None,
+    tactic: str | None,
+    rollup: bool,
+    limit: int,
+) -> GroupProfile:
+    """``profile_group``'s row as a profile: the tactic filter, the roll-up into parents (which
+    reads the parents' details when the group does not use them itself) and the mitigations
+    ranked by how many of the group's techniques they address."""
+    details: dict[str, dict[str, Any]] = {t["technique_id"]: t for t in row["techniques"]}
+    evidence: dict[str, list[Evidence]] = {
+        tid: [
             Evidence(
-                kind=PathKind(r["kind"]),
-                via_id=r["via_id"],
-                via_name=r["via_name"],
-                procedure=r["procedure"],
-                citations=r["citations"] or [],
-                citation_urls=r["citation_urls"] or [],
+                kind=PathKind(e["kind"]),
+                via_id=e["via_id"],
+                via_name=e["via_name"],
+                procedure=e["procedure"],
+                citations=e["citations"] or [],
+                citation_urls=e["citation_urls"] or [],
             )
-        )
-    details = technique_details(graph, list(evidence))
+            for e in t["evidence"]
+        ]
+        for tid, t in sorted(details.items())
+    }
     if tactic:
-        known = graph.read(Q.tactic_names)
+        known = row["known_tactics"]
         if not any(
             tactic.strip().lower() in (r["shortname"].lower(), r["name"].lower()) for r in known
         ):
@@ -259,9 +282,7 @@ def profile_group(
                 f"tactic {tactic!r} is not a tactic of the loaded releases",
                 suggestions=sorted({r["shortname"] for r in known}),
             )
-        evidence = defaultdict(
-            list, {t: ev for t, ev in evidence.items() if _tactic_matches(details[t], tactic)}
-        )
+        evidence = {t: ev for t, ev in evidence.items() if _tactic_matches(details[t], tactic)}
     own_ids = list(evidence)  # the group's own techniques, before any roll-up
     rolled: dict[str, list[str]] = defaultdict(list)
     if rollup:
@@ -287,38 +308,47 @@ def profile_group(
             )
         )
     techniques = techniques[:limit]
-    software = [SoftwareUse(**r) for r in graph.read(Q.group_software, group_id=gid, limit=limit)]
-    campaigns = [
-        CampaignInfo(**r) for r in graph.read(Q.group_campaigns, group_id=gid, limit=limit)
-    ]
-    mitigations = [
-        MitigationRank(**r)
-        for r in graph.read(
-            Q.mitigations_for_techniques,
-            technique_ids=own_ids,
-            limit=limit,
-        )
-    ]
     return GroupProfile(
-        group_id=gid,
-        name=info["name"],
-        aliases=info["aliases"] or [],
-        description=info["description"] or "",
-        url=info["url"],
+        group_id=row["group_id"],
+        name=row["name"],
+        aliases=row["aliases"] or [],
+        description=row["description"] or "",
+        url=row["url"],
         resolved_note=resolved.note,
         filters={
             "kinds": [k.value for k in kinds],
             "platforms": platforms or [],
-            "domain": dom,
+            "domain": domain,
             "tactic": tactic,
             "rollup": rollup,
         },
         technique_count=len(techniques),
         techniques=techniques,
-        software=software,
-        campaigns=campaigns,
-        mitigations=mitigations,
+        software=[SoftwareUse(**r) for r in row["software"]],
+        campaigns=[CampaignInfo(**r) for r in row["campaigns"]],
+        mitigations=rank_mitigations(details, own_ids, limit=limit),
     )
+
+
+def rank_mitigations(
+    details: dict[str, dict[str, Any]], technique_ids: list[str], *, limit: int
+) -> list[MitigationRank]:
+    """Mitigations addressing any of ``technique_ids``, ranked by how many they address."""
+    found: dict[str, tuple[dict[str, Any], set[str]]] = {}
+    for tid in technique_ids:
+        for m in details[tid]["mitigations"]:
+            found.setdefault(m["mitigation_id"], (m, set()))[1].add(tid)
+    ranked = sorted(found.items(), key=lambda kv: (-len(kv[1][1]), kv[0] or ""))
+    return [
+        MitigationRank(
+            mitigation_id=mid,
+            name=m["name"],
+            count=len(ts),
+            techniques=sorted(ts),
+            url=m["url"],
+        )
+        for mid, (m, ts) in ranked[:limit]
+    ]
 
 
 def _sort_key(details: dict[str, Any]) -> tuple[int, str]:
@@ -351,7 +381,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / union if union else 0.0
 
 
-@cached_answer
+@cached_answer(scopes=ACTOR_SCOPES)
 def compare_groups(
     graph: Graph,
     *,
@@ -369,13 +399,20 @@ def compare_groups(
     if len(ids) < 2:
         raise InvalidInput(f"the actors given are all the same group ({ids[0]})")
     names = {r.attack_id: r.name for r in resolved}
-    sets_by_group = group_technique_sets(
-        graph, ids, include_software=include_software, domain=domain
-    )
-    kinds = {g: sets_by_group.get(g, (names[g], {}))[1] for g in ids}
+    row = graph.read(
+        Q.compare_groups,
+        group_ids=ids,
+        include_software=include_software,
+        domain=_check_domain(domain),
+    )[0]
+    found = {
+        r["group_id"]: {t["technique_id"]: t["kinds"] for t in r["techniques"]}
+        for r in row["groups"]
+    }
+    kinds = {g: found.get(g, {}) for g in ids}
     sets = {g: set(k) for g, k in kinds.items()}
     all_t = set().union(*sets.values())
-    details = technique_details(graph, list(all_t))
+    details = {d["technique_id"]: d for d in row["details"]}
     common = set.intersection(*sets.values())
     unique = {
         g: sorted(s - set().union(*(sets[o] for o in ids if o != g))) for g, s in sets.items()
@@ -410,7 +447,7 @@ def compare_groups(
     )
 
 
-@cached_answer
+@cached_answer(scopes=ACTOR_SCOPES)
 def similar_groups(
     graph: Graph,
     *,

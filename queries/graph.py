@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import neo4j
+import neo4j.graph
 from neo4j import AsyncGraphDatabase, GraphDatabase, RoutingControl
 from neo4j.exceptions import (
     AuthError,
@@ -27,7 +28,7 @@ from neo4j.exceptions import (
     TransientError,
 )
 
-from .cache import AnswerCache, freeze, graph_stamp
+from .cache import AnswerCache, freeze, read_versions, stamp_of
 from .errors import InvalidInput, TtpgraphError, Unavailable
 from .settings import Settings, get_settings
 
@@ -111,7 +112,7 @@ class Graph:
             records, _, _ = self.driver.execute_query(
                 self._query(query), params, database_=self.database, routing_=RoutingControl.READ
             )
-        return [r.data() for r in records]
+        return rows(records)
 
     def write(self, query: str, **params: Any) -> list[dict[str, Any]]:
         """Run a write query (auto-retried on transient errors); rows as dicts."""
@@ -119,18 +120,46 @@ class Graph:
             records, _, _ = self.driver.execute_query(
                 self._query(query), params, database_=self.database, routing_=RoutingControl.WRITE
             )
-        return [r.data() for r in records]
+        return rows(records)
 
-    def cached(self, question: str, args: dict[str, Any], compute: Callable[[], T]) -> T:
-        """``compute()``'s answer, reused until the graph's data version changes.
-
-        Answers are shared between callers: treat them as read-only.
+    def cached(
+        self,
+        question: str,
+        args: dict[str, Any],
+        compute: Callable[[], T],
+        *,
+        scopes: Iterable[str] | None = None,
+    ) -> T:
+        """``compute()``'s answer, reused while the scopes it reads (``queries.cache``; None:
+        everything) are unchanged. Answers are shared between callers: treat them as read-only.
         """
-        return self.cache.get_or_compute(graph_stamp(self), (question, freeze(args)), compute)
+        if not self.cache.enabled:
+            return compute()
+        stamp = stamp_of(read_versions(self), scopes)
+        return self.cache.get_or_compute(stamp, (question, freeze(args)), compute)
 
     def ping(self) -> None:
         with neo4j_errors():
             self.driver.verify_connectivity()
+
+
+# Values Record.data() turns into dicts and lists; anything else comes out of dict(record) as is.
+_GRAPH_TYPES = (neo4j.graph.Node, neo4j.graph.Relationship, neo4j.graph.Path)
+
+
+def rows(records: list[neo4j.Record]) -> list[dict[str, Any]]:
+    """Records as dicts. ``dict(record)`` costs a fraction of ``Record.data()`` (which walks
+    every nested value); ``data()`` only for rows holding nodes, relationships or paths, which
+    it turns into plain dicts and lists."""
+    if not records:
+        return []
+    if any(
+        isinstance(v, _GRAPH_TYPES)
+        or (isinstance(v, list) and v and isinstance(v[0], _GRAPH_TYPES))
+        for v in records[0].values()
+    ):
+        return [r.data() for r in records]
+    return [dict(r) for r in records]
 
 
 # ---------------------------------------------------------------- errors
@@ -211,7 +240,7 @@ class AsyncGraph:
             records, _, _ = await self.driver.execute_query(
                 text, params, database_=self.database, routing_=RoutingControl.READ
             )
-        return [r.data() for r in records]
+        return rows(records)
 
     async def ping(self) -> None:
         with neo4j_errors():
