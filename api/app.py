@@ -14,6 +14,7 @@ for a connection.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -82,6 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.graph = Graph.connect(s, pool_size=sizes.sync, fail_fast=True)
         app.state.agraph = AsyncGraph.connect(s, pool_size=sizes.async_, fail_fast=True)
         app.state.version_gate = VersionGate(app.state.agraph.data_version)
+        if s.ttpgraph_warm_up:
+            # The first answers at full speed: plans made and connections open before serving.
+            from queries.warm import warm_once
+
+            try:
+                await anyio.to_thread.run_sync(
+                    lambda: warm_once(app.state.graph, budget=s.ttpgraph_warm_up_seconds)
+                )
+            except Exception:  # noqa: BLE001 - a warm-up never keeps the API from serving
+                logging.getLogger("ttpgraph").warning("warm-up failed", exc_info=True)
         try:
             yield
         finally:

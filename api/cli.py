@@ -122,6 +122,53 @@ def neo4j_start(
     out.print(f"Neo4j {srv.NEO4J_VERSION} {what} (pid {res.pid})")
     out.print(f"  Bolt:    {res.bolt_uri}")
     out.print(f"  Browser: {res.browser_url}  (user neo4j, password in {path})")
+    if not res.reused:
+        spawn_warm_up(cfg, res.bolt_uri, res.password)
+        out.print("  Planning the catalog in the background (ttpgraph neo4j warm)")
+
+
+def spawn_warm_up(cfg: srv.ServerConfig, uri: str, password: str) -> None:
+    """``ttpgraph neo4j warm`` in a process of its own, so start returns at once; it records
+    what it did in the server's run folder (``ttpgraph-warm.json``)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NEO4J_URI=uri, NEO4J_USER="neo4j", NEO4J_PASSWORD=password)
+    status_file = cfg.home / "run" / "ttpgraph-warm.json"
+    status_file.unlink(missing_ok=True)
+    subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "neo4j", "warm", "--status-file", str(status_file)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+@neo4j_app.command("warm")
+def neo4j_warm(
+    status_file: Annotated[
+        Path | None, typer.Option(help="Write what was done here (JSON) when done.")
+    ] = None,
+) -> None:
+    """Plan the catalog now: run every catalog query and the common service calls once, so the
+    first questions after a start answer at full speed (``neo4j start`` runs it by itself)."""
+    import json
+
+    from queries.warm import warm
+
+    report = run(warm)
+    data = report.__dict__
+    if status_file is not None:
+        tmp = status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, status_file)
+    out.print(
+        f"planned {report.queries} catalog queries and {report.services} service calls "
+        f"in {report.seconds:.1f} s"
+        + (f"; failed: {', '.join(report.failed)}" if report.failed else "")
+    )
 
 
 @neo4j_app.command("stop")
