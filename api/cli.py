@@ -242,9 +242,13 @@ def load(
     taxii_url: Annotated[str, typer.Option(help="TAXII 2.1 API root.")] = (
         "https://attack-taxii.mitre.org/api/v21/"
     ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Load even when the same bytes are loaded already.")
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Load ATT&CK into the graph: validated first, written in one transaction per domain."""
+    """Load ATT&CK into the graph: validated first, written in one transaction per domain.
+    A bundle whose bytes are loaded already is not written again (unless --force)."""
     if bundle is not None and source is not None and bundle != source:
         raise typer.BadParameter("give SOURCE or --source, not both", param_hint="SOURCE")
     with user_errors():
@@ -256,7 +260,12 @@ def load(
             taxii_url=taxii_url,
             progress=RichProgress(),
             on_fetch=lambda msg: err.print(msg),
+            skip_unchanged=not force,
         )
+    for r in results:
+        if r.unchanged:
+            err.print(f"{r.domain} {r.release or ''}: these bytes are loaded already, nothing "
+                      "written (--force loads them again)")  # fmt: skip
     rows = [
         {
             "domain": r.domain,
@@ -265,6 +274,7 @@ def load(
             "nodes": r.nodes,
             "relationships": r.relationships,
             "seconds": round(r.seconds, 2),
+            "written": not r.unchanged,
         }
         for r in results
     ]
