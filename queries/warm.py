@@ -15,6 +15,7 @@ Warm-up answers are never cached: the services run on a graph whose answer cache
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -112,20 +113,10 @@ def service_shapes(graph: Graph) -> list[tuple[str, Callable[[], Any]]]:
     ]
     for inv in inventories:
         for n in (1, 3, 5):
-            calls.append(
-                (
-                    f"gaps {inv} {n}",
-                    lambda inv=inv, n=n: coverage.gap_analysis(
-                        graph, actors=names[:n], inventory=inv
-                    ),
-                )
-            )
-        calls.append(
-            (
-                f"telemetry {inv}",
-                lambda inv=inv: coverage.prioritize_telemetry(
-                    graph, actors=names[:4], inventory=inv
-                ),
-            )
-        )
+            calls.append((f"gaps {inv} {n}", functools.partial(
+                coverage.gap_analysis, graph, actors=names[:n], inventory=inv
+            )))  # fmt: skip
+        calls.append((f"telemetry {inv}", functools.partial(
+            coverage.prioritize_telemetry, graph, actors=names[:4], inventory=inv
+        )))  # fmt: skip
     return calls
