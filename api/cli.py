@@ -8,23 +8,30 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loader import neo4j_server as srv
-from loader.load import Progress as LoadProgress
-from loader.load import load_source
 from loader.stix import BundleError
-from queries import status as status_service
 from queries.errors import TtpgraphError
-from queries.graph import Graph
-from queries.settings import get_settings, settings_file, write_settings_file
+from queries.lazy import lazy_module
 
 from .output import Format, emit
 from .serve import serve as serve_command
+
+# What a command needs is imported when it runs: `--help` and one question stay quick.
+if TYPE_CHECKING:
+    from loader import load as loading
+    from loader import neo4j_server as srv
+    from queries import settings as config
+    from queries import status as status_service
+    from queries.graph import Graph
+else:
+    srv = lazy_module("loader.neo4j_server")
+    loading = lazy_module("loader.load")
+    status_service = lazy_module("queries.status")
+    config = lazy_module("queries.settings")
 
 err = Console(stderr=True)
 out = Console()
@@ -67,7 +74,9 @@ def graph() -> Graph:
     """The process's one Graph, created on first use."""
     global _graph
     if _graph is None:
-        _graph = Graph.connect(get_settings())
+        from queries.graph import Graph
+
+        _graph = Graph.connect(config.get_settings())
     return _graph
 
 
@@ -115,7 +124,7 @@ def neo4j_start(
         if not srv.is_installed(cfg):
             srv.install(cfg)
         res = srv.start(cfg, timeout=timeout)
-    path = write_settings_file(
+    path = config.write_settings_file(
         {"neo4j_uri": res.bolt_uri, "neo4j_user": "neo4j", "neo4j_password": res.password}
     )
     what = "already running" if res.reused else f"started in {res.seconds:.1f} s"
@@ -190,31 +199,43 @@ def neo4j_status(home: HomeOpt = None, bolt_port: BoltOpt = 7687, fmt: FormatOpt
         raise typer.Exit(3)
 
 
-class RichProgress(LoadProgress):
-    def __init__(self) -> None:
-        self.bar: Progress | None = None
-        self.task: Any = None
+def rich_progress() -> loading.Progress:
+    """A load's progress as a bar on stderr (when it is a terminal, or TTPGRAPH_PROGRESS=1)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    def start(self, label: str, total: int) -> None:
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-            disable=not err.is_terminal and os.environ.get("TTPGRAPH_PROGRESS") != "1",
-        )
-        self.bar.start()
-        self.task = self.bar.add_task(label, total=total)
+    class RichProgress(loading.Progress):
+        def __init__(self) -> None:
+            self.bar: Progress | None = None
+            self.task: Any = None
 
-    def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
+        def start(self, label: str, total: int) -> None:
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+                disable=not err.is_terminal and os.environ.get("TTPGRAPH_PROGRESS") != "1",
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total)
 
-    def done(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+        def advance(self, n: int) -> None:
+            if self.bar is not None:
+                self.bar.advance(self.task, n)
+
+        def done(self) -> None:
+            if self.bar is not None:
+                self.bar.stop()
+
+    return rich_progress()
 
 
 @app.command()
@@ -252,13 +273,13 @@ def load(
     if bundle is not None and source is not None and bundle != source:
         raise typer.BadParameter("give SOURCE or --source, not both", param_hint="SOURCE")
     with user_errors():
-        results = load_source(
+        results = loading.load_source(
             graph(),
             bundle or source or "taxii",
             domains=domain or [],
             release=release,
             taxii_url=taxii_url,
-            progress=RichProgress(),
+            progress=rich_progress(),
             on_fetch=lambda msg: err.print(msg),
             skip_unchanged=not force,
         )
@@ -322,7 +343,7 @@ def up(
     the same bytes.
     """
     neo4j_start(home=None, bolt_port=7687, http_port=7474, timeout=180.0)
-    get_settings.cache_clear()
+    config.get_settings.cache_clear()
     global _graph
     _graph = None
     attack = find_attack_dir()
@@ -338,15 +359,17 @@ def up(
                 if loaded.get(f"{name}-attack") == digest:
                     err.print(f"{path.name}: already loaded")
                     continue
-                load_source(graph(), str(path), progress=RichProgress(),
+                loading.load_source(graph(), str(path), progress=rich_progress(),
                             on_fetch=lambda m: err.print(m))  # fmt: skip
         else:
-            load_source(graph(), "taxii", progress=RichProgress(), on_fetch=lambda m: err.print(m))
+            loading.load_source(
+                graph(), "taxii", progress=rich_progress(), on_fetch=lambda m: err.print(m)
+            )
     status(Format.table)
     out.print()
     out.print("[bold]Where to look[/]")
     out.print("  Neo4j Browser: http://127.0.0.1:7474/browser/")
-    out.print(f"    user neo4j, password in {settings_file()}")
+    out.print(f"    user neo4j, password in {config.settings_file()}")
     out.print(f"  API docs:      http://127.0.0.1:{port}/docs")
     out.print("  A first query (paste in Neo4j Browser):")
     out.print(

@@ -10,26 +10,29 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from loader.atomic import find_atomics_dir, read_index
-from loader.inventory import PARSERS, STATUSES
-from loader.inventory_import import (
-    PARENT_MODES,
-    SUB_MODES,
-    ImportOptions,
-    delete_inventory,
-    import_inventory,
-    load_crosswalk,
-)
-from queries import coverage as C
-from queries import plans as P
+from loader.inventory import PARENT_MODES, PARSERS, STATUSES, SUB_MODES
+from queries.errors import InvalidInput
+from queries.kinds import TelemetryLevel
+from queries.lazy import lazy_module
 
 from .cli import FormatOpt, app, err, out, run, user_errors
 from .output import Format, emit, to_jsonable
+
+if TYPE_CHECKING:
+    from loader import atomic
+    from loader import inventory_import as inv
+    from queries import coverage as C
+    from queries import plans as P
+else:
+    atomic = lazy_module("loader.atomic")
+    inv = lazy_module("loader.inventory_import")
+    C = lazy_module("queries.coverage")
+    P = lazy_module("queries.plans")
 
 inventory_app = typer.Typer(help="Detection-rule inventories: import, list, show, delete.")
 app.add_typer(inventory_app, name="inventory")
@@ -104,7 +107,7 @@ def _write(text: str, output: Path | None) -> None:
         try:
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise C.InvalidInput(f"cannot write {output}: {exc.strerror or exc}") from None
+            raise InvalidInput(f"cannot write {output}: {exc.strerror or exc}") from None
     err.print(f"wrote {output}")
 
 
@@ -136,7 +139,7 @@ def inventory_import(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import a rule set as a named inventory, in one transaction (re-import replaces it)."""
-    opts = ImportOptions(
+    opts = inv.ImportOptions(
         exclude_status=list(exclude_status or []),
         parent_coverage=parent_coverage.value,
         subtechnique_coverage=subtechnique_coverage.value,
@@ -144,7 +147,7 @@ def inventory_import(
     )
     with err.status(f"importing {kind.value} rules from {path}...") as status:
         result = run(
-            lambda g: import_inventory(
+            lambda g: inv.import_inventory(
                 g,
                 kind.value,
                 path,
@@ -251,7 +254,7 @@ def inventory_delete(
     """Delete an inventory and its rules."""
     if not yes and sys.stdin.isatty():
         typer.confirm(f"Delete inventory {name!r}?", abort=True)
-    n = run(lambda g: delete_inventory(g, name))
+    n = run(lambda g: inv.delete_inventory(g, name))
     out.print(f"deleted inventory {name} ({n} rules)")
 
 
@@ -349,8 +352,8 @@ def telemetry(
     software: SoftwareOpt = False,
     partial: PartialOpt = False,
     level: Annotated[
-        C.TelemetryLevel, typer.Option(help="log_source or data_component.")
-    ] = C.TelemetryLevel.log_source,
+        TelemetryLevel, typer.Option(help="log_source or data_component.")
+    ] = TelemetryLevel.log_source,
     collected: Annotated[
         list[str] | None, typer.Option(help="A source already collected (repeatable).")
     ] = None,
@@ -439,13 +442,13 @@ def emulation(
 ) -> None:
     """Atomic Red Team tests for the gaps, as Invoke-AtomicTest lines (by number and GUID)."""
     with user_errors():
-        root = atomics or find_atomics_dir()
+        root = atomics or atomic.find_atomics_dir()
         if root is None:
-            raise C.InvalidInput("no Atomic Red Team index found: pass --atomics DIR")
-        index = read_index(root)
+            raise InvalidInput("no Atomic Red Team index found: pass --atomics DIR")
+        index = atomic.read_index(root)
         pairs = None
         if crosswalk is not None:
-            pairs = [(e.src, e.dst) for e in load_crosswalk(crosswalk).entries]
+            pairs = [(e.src, e.dst) for e in inv.load_crosswalk(crosswalk).entries]
     result = run(
         lambda g: P.emulation_plan(
             g, **_tm(actors, inventory, platform, domain, software, partial),

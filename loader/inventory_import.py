@@ -61,10 +61,15 @@ from queries.technique_index import (  # noqa: F401 - Resolution is part of this
     TechniqueIndex,
 )
 
-from .inventory import STATUSES, ParsedInventory, normalize_technique_id, parse_inventory
+from .inventory import (
+    PARENT_MODES,
+    STATUSES,
+    SUB_MODES,
+    ParsedInventory,
+    normalize_technique_id,
+    parse_inventory,
+)
 
-PARENT_MODES = ("partial", "full", "none")
-SUB_MODES = ("partial", "none")
 MAX_NAME = 100
 _NAME_OK = re.compile(r"^[^\x00-\x1f\x7f]+$")
 _MAX_CROSSWALK_BYTES = 5 * 1024 * 1024

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from enum import StrEnum
 from itertools import combinations
 from typing import Any
 
@@ -13,16 +12,11 @@ from .cache import ACTOR_SCOPES, ATTACK, cached_answer
 from .catalog import Q
 from .errors import InvalidInput
 from .graph import Graph
+from .kinds import PathKind
 from .resolve import Resolved, resolve_group, resolve_groups
 
 MAX_ACTORS = 50
 DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
-
-
-class PathKind(StrEnum):
-    direct = "direct"
-    software = "software"
-    campaign = "campaign"
 
 
 # ---------------------------------------------------------------- models

@@ -24,7 +24,6 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
@@ -33,6 +32,7 @@ from .cache import ACTOR_SCOPES, ATTACK, cached_answer, inventory_scope
 from .catalog import Q
 from .errors import InvalidInput, NotFound, TtpgraphError
 from .graph import Graph
+from .kinds import TelemetryLevel
 from .resolve import resolve_groups
 
 T = TypeVar("T")
@@ -43,11 +43,6 @@ BAR_WIDTH = 10
 PARTIAL_FACTOR = 0.5
 
 # ---------------------------------------------------------------- models
-
-
-class TelemetryLevel(StrEnum):
-    log_source = "log_source"
-    data_component = "data_component"
 
 
 class PriorityWeights(BaseModel):

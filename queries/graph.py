@@ -15,10 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import neo4j
-import neo4j.graph
-from neo4j import AsyncGraphDatabase, GraphDatabase, RoutingControl
-from neo4j.exceptions import (
+from .lazy import import_driver
+
+import_driver()
+
+import neo4j  # noqa: E402
+import neo4j.graph  # noqa: E402
+from neo4j import AsyncGraphDatabase, GraphDatabase, RoutingControl  # noqa: E402
+from neo4j.exceptions import (  # noqa: E402
     AuthError,
     ClientError,
     ConnectionAcquisitionTimeoutError,
@@ -28,9 +32,9 @@ from neo4j.exceptions import (
     TransientError,
 )
 
-from .cache import AnswerCache, freeze, read_versions, stamp_of
-from .errors import InvalidInput, TtpgraphError, Unavailable
-from .settings import Settings, get_settings
+from .cache import AnswerCache, freeze, read_versions, stamp_of  # noqa: E402
+from .errors import InvalidInput, TtpgraphError, Unavailable  # noqa: E402
+from .settings import Settings, get_settings  # noqa: E402
 
 T = TypeVar("T")
 
