@@ -121,9 +121,7 @@ def neo4j_start(
     """Start Neo4j in the background (reusing a running one) and remember its credentials."""
     cfg = server_config(home, bolt_port, http_port)
     with user_errors(), err.status("starting Neo4j..."):
-        if not srv.is_installed(cfg):
-            srv.install(cfg)
-        res = srv.start(cfg, timeout=timeout)
+        res = start_server(cfg, timeout=timeout)
     path = config.write_settings_file(
         {"neo4j_uri": res.bolt_uri, "neo4j_user": "neo4j", "neo4j_password": res.password}
     )
@@ -132,8 +130,20 @@ def neo4j_start(
     out.print(f"  Bolt:    {res.bolt_uri}")
     out.print(f"  Browser: {res.browser_url}  (user neo4j, password in {path})")
     if not res.reused:
-        spawn_warm_up(cfg, res.bolt_uri, res.password)
         out.print("  Planning the catalog in the background (ttpgraph neo4j warm)")
+
+
+def start_server(
+    cfg: srv.ServerConfig, *, timeout: float, watch_pid: int | None = None
+) -> srv.StartResult:
+    """Start the server (installing it first if need be), or reuse the running one; after a
+    fresh start, plan the catalog in the background (:func:`spawn_warm_up`)."""
+    if not srv.is_installed(cfg):
+        srv.install(cfg)
+    res = srv.start(cfg, timeout=timeout, watch_pid=watch_pid)
+    if not res.reused:
+        spawn_warm_up(cfg, res.bolt_uri, res.password)
+    return res
 
 
 def spawn_warm_up(cfg: srv.ServerConfig, uri: str, password: str) -> None:
@@ -161,21 +171,25 @@ def neo4j_warm(
         Path | None, typer.Option(help="Write what was done here (JSON) when done.")
     ] = None,
 ) -> None:
-    """Plan the catalog now: run every catalog query and the common service calls once, so the
-    first questions after a start answer at full speed (``neo4j start`` runs it by itself)."""
+    """Plan the catalog now: run every catalog query and the common service calls once, then a
+    load's statements in a transaction rolled back, so the first questions and the first load
+    after a start run at full speed (``neo4j start`` runs it by itself)."""
     import json
 
+    from loader.writer import ensure_schema, warm_writes
     from queries.warm import warm
 
+    run(ensure_schema)  # first: a schema change would drop the plans made before it
     report = run(warm)
-    data = report.__dict__
+    writes = run(warm_writes)
+    data = {**report.__dict__, "writes_seconds": writes}
     if status_file is not None:
         tmp = status_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, status_file)
     out.print(
         f"planned {report.queries} catalog queries and {report.services} service calls "
-        f"in {report.seconds:.1f} s"
+        f"in {report.seconds:.1f} s, a load's statements in {writes:.1f} s"
         + (f"; failed: {', '.join(report.failed)}" if report.failed else "")
     )
 
@@ -235,7 +249,7 @@ def rich_progress() -> loading.Progress:
             if self.bar is not None:
                 self.bar.stop()
 
-    return rich_progress()
+    return RichProgress()
 
 
 @app.command()

@@ -394,7 +394,8 @@ def first_after_start(inst: Instance, *, warm_up: bool) -> dict[str, float]:
         for name, call in api.questions().items():
             out[name] = once_ms(call)
         if warm_up:
-            out["neo4j warm s"] = inst.wait_warm().get("seconds", float("nan"))
+            done = inst.wait_warm()
+            out["neo4j warm s"] = done.get("seconds", float("nan")) + done.get("writes_seconds", 0)
     finally:
         api.close()
     return out
@@ -443,8 +444,9 @@ def main() -> None:
 def run_all(inst: Instance, args: argparse.Namespace) -> None:
     inst.start()
     warm = inst.wait_warm()
-    section(f"Loads of Enterprise 18.1, s (the empty server's start-up warm-up took "
-            f"{warm.get('seconds', float('nan')):.1f} s)")  # fmt: skip
+    catalog_s, writes_s = warm.get("seconds", float("nan")), warm.get("writes_seconds", 0.0)
+    section(f"Loads of Enterprise 18.1, s (the empty server's start-up warm-up: {catalog_s:.1f} s "
+            f"for the catalog, {writes_s:.1f} s for a load's statements)")  # fmt: skip
     ld = loads(inst, args.loads)
     for k, v in ld.items():
         print(f"  {k:10} {v:8.2f}")

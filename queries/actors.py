@@ -21,6 +21,8 @@ DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
 
 # ---------------------------------------------------------------- models
 
+_KIND_ORDER = {k: i for i, k in enumerate(PathKind)}
+
 
 class Evidence(BaseModel):
     kind: PathKind = Field(description="direct, software (via software) or campaign")
@@ -255,7 +257,7 @@ def shape_profile(
     details: dict[str, dict[str, Any]] = {t["technique_id"]: t for t in row["techniques"]}
     evidence: dict[str, list[Evidence]] = {
         tid: [
-            Evidence(
+            Evidence.model_construct(
                 kind=PathKind(e["kind"]),
                 via_id=e["via_id"],
                 via_name=e["via_name"],
@@ -294,9 +296,9 @@ def shape_profile(
     for tid in sorted(evidence, key=lambda t: _sort_key(details[t])):
         ev = evidence[tid]
         techniques.append(
-            ProfileTechnique(
+            ProfileTechnique.model_construct(
                 **_ref(details[tid]),
-                kinds=sorted({e.kind for e in ev}, key=list(PathKind).index),
+                kinds=sorted({e.kind for e in ev}, key=_KIND_ORDER.__getitem__),
                 evidence=ev,
                 rolled_up_from=sorted(rolled.get(tid, [])),
             )
@@ -412,7 +414,7 @@ def compare_groups(
         g: sorted(s - set().union(*(sets[o] for o in ids if o != g))) for g, s in sets.items()
     }
     techniques = [
-        ComparedTechnique(
+        ComparedTechnique.model_construct(
             **_ref(details[t]),
             count=sum(1 for g in ids if t in sets[g]),
             of=len(ids),

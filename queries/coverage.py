@@ -693,7 +693,7 @@ def shape_gaps(
             "actor_weight": actor_weight,
         }
         techniques.append(
-            GapTechnique(
+            GapTechnique.model_construct(
                 technique_id=tid,
                 name=f["name"],
                 is_subtechnique=bool(f["is_subtechnique"]),

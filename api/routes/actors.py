@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
 from queries import actors
 from queries.actors import PathKind
 from queries.resolve import resolve_group, resolve_software, resolve_technique
 
-from ..deps import GraphDep
+from ..deps import GraphDep, model_response
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["actors"], responses=PROBLEM_RESPONSES)
@@ -51,7 +51,11 @@ def get_group(graph: GraphDep, group: ActorPath) -> ResolvedName:
     return ResolvedName(**resolve_group(graph, group).__dict__)
 
 
-@router.get("/groups/{group}/profile", summary="Every technique a group is tied to, and how")
+@router.get(
+    "/groups/{group}/profile",
+    summary="Every technique a group is tied to, and how",
+    response_model=actors.GroupProfile,
+)
 def group_profile(
     graph: GraphDep,
     group: ActorPath,
@@ -63,33 +67,45 @@ def group_profile(
     tactic: Annotated[str | None, Query(description="shortname or name", max_length=80)] = None,
     rollup: Annotated[bool, Query(description="merge sub-techniques into parents")] = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-) -> actors.GroupProfile:
-    return actors.profile_group(
-        graph,
-        group=group,
-        kinds=kind,
-        platforms=platform,
-        domain=domain,
-        tactic=tactic,
-        rollup=rollup,
-        limit=limit,
+) -> Response:
+    return model_response(
+        actors.profile_group(
+            graph,
+            group=group,
+            kinds=kind,
+            platforms=platform,
+            domain=domain,
+            tactic=tactic,
+            rollup=rollup,
+            limit=limit,
+        )
     )
 
 
-@router.get("/groups/{group}/similar", summary="Groups most similar to this one (Jaccard)")
+@router.get(
+    "/groups/{group}/similar",
+    summary="Groups most similar to this one (Jaccard)",
+    response_model=actors.Similarity,
+)
 def group_similar(
     graph: GraphDep,
     group: ActorPath,
     include_software: IncludeSoftware = False,
     domain: Domain = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
-) -> actors.Similarity:
-    return actors.similar_groups(
-        graph, group=group, include_software=include_software, domain=domain, limit=limit
+) -> Response:
+    return model_response(
+        actors.similar_groups(
+            graph, group=group, include_software=include_software, domain=domain, limit=limit
+        )
     )
 
 
-@router.get("/compare", summary="Compare 2 to 50 actors: shared, unique, k-of-N, Jaccard")
+@router.get(
+    "/compare",
+    summary="Compare 2 to 50 actors: shared, unique, k-of-N, Jaccard",
+    response_model=actors.Comparison,
+)
 def compare(
     graph: GraphDep,
     actor: Annotated[
@@ -102,9 +118,9 @@ def compare(
     ],
     include_software: IncludeSoftware = False,
     domain: Domain = None,
-) -> actors.Comparison:
-    return actors.compare_groups(
-        graph, groups=actor, include_software=include_software, domain=domain
+) -> Response:
+    return model_response(
+        actors.compare_groups(graph, groups=actor, include_software=include_software, domain=domain)
     )
 
 
