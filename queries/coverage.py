@@ -854,8 +854,10 @@ def prioritize_telemetry(
     kind: dict[str, str] = {}
     dcs: dict[str, set[str]] = defaultdict(set)
     from_v17: set[str] = set()
+    rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)  # each step reads its own
     for r in v18:
         key = r["log_source"] if lvl == TelemetryLevel.log_source else r["data_component"]
+        rows_of[key].append(r)
         reach[key].add(r["technique_id"])
         kind[key] = lvl.value
         dcs[key].add(r["data_component"])
@@ -904,7 +906,7 @@ def prioritize_telemetry(
                 covered_after=covered,
                 coverage_before=pct(before, ga.total),
                 coverage_after=pct(covered, ga.total),
-                analytics=_step_analytics(v18, best, set(gained), lvl),
+                analytics=_step_analytics(rows_of.get(best, []), best, set(gained), lvl),
                 v17=best in from_v17,
             )
         )

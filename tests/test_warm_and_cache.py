@@ -76,13 +76,13 @@ def test_the_catalog_is_planned_when_the_server_starts(fresh: srv.ServerConfig) 
     try:
         planned = cached_plans(g)  # what the start-up left planned (and the cache emptied)
         assert planned >= len(catalog)
-        # The same warm-up again, then every catalog query with its example: if the start-up
-        # had left any of them unplanned, the cache now holds one plan more.
+        # The same warm-up again, then every catalog query with its example: the start-up had
+        # planned at least as much (it also planned the server's own readiness query).
         ensure_schema(g)
         warm(g)
         warm_writes(g)
         run_catalog_examples(g)
-        assert cached_plans(g) == planned
+        assert planned >= cached_plans(g) > len(catalog)
     finally:
         g.close()
 
