@@ -38,7 +38,8 @@ class WarmReport:
 
 
 def warm(graph: Graph, *, budget: float | None = None) -> WarmReport:
-    """Run the catalog and the services' common shapes once; at most ``budget`` seconds."""
+    """Run the services' common shapes (the questions asked first), then every catalog query,
+    once each; at most ``budget`` seconds."""
     t0 = time.perf_counter()
     report = WarmReport()
 
@@ -47,6 +48,16 @@ def warm(graph: Graph, *, budget: float | None = None) -> WarmReport:
             report.stopped_early = True
         return report.stopped_early
 
+    quiet = Graph(graph.driver, graph.database, timeout=graph.timeout)
+    quiet.cache.enabled = False
+    for name, call in service_shapes(quiet):
+        if out_of_time():
+            break
+        try:
+            call()
+            report.services += 1
+        except (TtpgraphError, neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError):
+            report.failed.append(name)
     for query in load_catalog().values():
         if out_of_time():
             break
@@ -60,16 +71,6 @@ def warm(graph: Graph, *, budget: float | None = None) -> WarmReport:
             report.queries += 1
         except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError, OSError):
             report.failed.append(query.name)
-    quiet = Graph(graph.driver, graph.database, timeout=graph.timeout)
-    quiet.cache.enabled = False
-    for name, call in service_shapes(quiet):
-        if out_of_time():
-            break
-        try:
-            call()
-            report.services += 1
-        except (TtpgraphError, neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError):
-            report.failed.append(name)
     report.seconds = time.perf_counter() - t0
     return report
 
