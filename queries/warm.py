@@ -37,7 +37,13 @@ class WarmReport:
     stopped_early: bool = False
 
 
-def warm(graph: Graph, *, budget: float | None = None) -> WarmReport:
+def warm(
+    graph: Graph,
+    *,
+    budget: float | None = None,
+    services: bool = True,
+    catalog: bool = True,
+) -> WarmReport:
     """Run the services' common shapes (the questions asked first), then every catalog query,
     once each; at most ``budget`` seconds."""
     t0 = time.perf_counter()
@@ -50,7 +56,7 @@ def warm(graph: Graph, *, budget: float | None = None) -> WarmReport:
 
     quiet = Graph(graph.driver, graph.database, timeout=graph.timeout)
     quiet.cache.enabled = False
-    for name, call in service_shapes(quiet):
+    for name, call in service_shapes(quiet) if services else []:
         if out_of_time():
             break
         try:
@@ -58,7 +64,7 @@ def warm(graph: Graph, *, budget: float | None = None) -> WarmReport:
             report.services += 1
         except (TtpgraphError, neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError):
             report.failed.append(name)
-    for query in load_catalog().values():
+    for query in load_catalog().values() if catalog else []:
         if out_of_time():
             break
         try:
@@ -78,7 +84,7 @@ def warm(graph: Graph, *, budget: float | None = None) -> WarmReport:
 _warmed: set[tuple[str, Any]] = set()
 
 
-def warm_once(graph: Graph, *, budget: float | None = None) -> WarmReport | None:
+def warm_once(graph: Graph, **options: Any) -> WarmReport | None:
     """:func:`warm` unless this process already warmed this server since it started (an API
     worker's second app, a test session's). None when skipped or when Neo4j does not answer."""
     try:
@@ -89,7 +95,7 @@ def warm_once(graph: Graph, *, budget: float | None = None) -> WarmReport | None
     key = (graph.database, rows[0]["started"] if rows else None)
     if key in _warmed:
         return None
-    report = warm(graph, budget=budget)
+    report = warm(graph, **options)
     if not report.stopped_early:
         _warmed.add(key)
     return report
