@@ -342,7 +342,7 @@ def _graph_counts(tx: ManagedTransaction, domain: str) -> dict[str, int]:
     return {k: v for k, v in counts.items() if v}
 
 
-def warm_writes(graph: Graph, *, per_label: int = 50) -> float:
+def warm_writes(graph: Graph, *, per_label: int = 1000) -> float:
     """Run every statement of a load once, on made-up objects of a made-up domain, in a
     transaction that is rolled back: the first real load after a server start then finds its
     statements planned and the server's write path compiled (``ttpgraph neo4j warm``).
