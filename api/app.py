@@ -16,6 +16,9 @@ for a connection.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -91,6 +94,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.version_gate = VersionGate(app.state.agraph.data_version)
         app.state.cypher_runner = CypherRunner(s)
         app.state.cypher_runner.start_soon()
+        if s.ttpgraph_warm_up:
+            # The first answers at full speed: the common questions asked once (plans made, code
+            # paths and connections warm) before serving; the rest of the catalog, which
+            # `ttpgraph neo4j start` plans too, in the background.
+            from queries.warm import warm, warm_once
+
+            try:
+                warmed = await anyio.to_thread.run_sync(
+                    lambda: warm_once(
+                        app.state.graph, budget=s.ttpgraph_warm_up_seconds, catalog=False
+                    )
+                )
+                if warmed is not None:  # first time this process meets this server
+
+                    def plan_catalog() -> None:
+                        with contextlib.suppress(Exception):  # the API may be stopping
+                            warm(app.state.graph, services=False)
+
+                    threading.Thread(
+                        target=plan_catalog, name="ttpgraph-warm-catalog", daemon=True
+                    ).start()
+            except Exception:  # noqa: BLE001 - a warm-up never keeps the API from serving
+                logging.getLogger("ttpgraph").warning("warm-up failed", exc_info=True)
         try:
             yield
         finally:

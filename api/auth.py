@@ -28,19 +28,28 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from queries.errors import InvalidInput, NotFound
-from queries.settings import Settings, config_dir
 
-from .problems import send_problem
-from .routes.docs import ASSETS_PREFIX, DOCS_URL, OAUTH2_REDIRECT_URL, REDOC_URL
+from .paths import ASSETS_PREFIX, DOCS_URL, OAUTH2_REDIRECT_URL, REDOC_URL
+
+if TYPE_CHECKING:  # the settings (pydantic) are imported when used: the CLI's --help stays quick
+    from queries.settings import Settings
 
 KEY_PREFIX = "ttpg"
 HEADER = "X-API-Key"
 log = logging.getLogger("ttpgraph.api")
+
+
+async def send_problem(scope: Scope, send: Send, *args: Any, **kwargs: Any) -> None:
+    """api.problems.send_problem, imported when first needed (the CLI's apikey commands use
+    this module without FastAPI)."""
+    from .problems import send_problem as send_it
+
+    await send_it(scope, send, *args, **kwargs)
 
 
 class Role(StrEnum):
@@ -64,6 +73,8 @@ BODY_KEY = "x-max-body-mb"
 def keys_path(settings: Settings) -> Path:
     if settings.ttpgraph_api_keys_file:
         return Path(settings.ttpgraph_api_keys_file)
+    from queries.settings import config_dir
+
     return config_dir() / "api-keys.json"
 
 

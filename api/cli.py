@@ -12,24 +12,31 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from loader import neo4j_server as srv
-from loader.load import Progress as LoadProgress
-from loader.load import load_source
 from loader.stix import BundleError
-from queries import status as status_service
 from queries.errors import TtpgraphError
-from queries.graph import Graph
-from queries.settings import cache_dir, get_settings, settings_file, write_settings_file
+from queries.lazy import lazy_module
 
 from . import output
 from .output import Format, bold, emit, err, out, step, styled
 from .serve import serve as serve_command
+
+# What a command needs is imported when it runs: `--help` and one question stay quick.
+if TYPE_CHECKING:
+    from loader import load as loading
+    from loader import neo4j_server as srv
+    from queries import settings as config
+    from queries import status as status_service
+    from queries.graph import Graph
+else:
+    srv = lazy_module("loader.neo4j_server")
+    loading = lazy_module("loader.load")
+    status_service = lazy_module("queries.status")
+    config = lazy_module("queries.settings")
 
 app = typer.Typer(
     name="ttpgraph",
@@ -103,7 +110,9 @@ def graph() -> Graph:
     """The process's one Graph, created on first use."""
     global _graph
     if _graph is None:
-        _graph = Graph.connect(get_settings())
+        from queries.graph import Graph
+
+        _graph = Graph.connect(config.get_settings())
     return _graph
 
 
@@ -148,10 +157,8 @@ def neo4j_start(
     """Start Neo4j in the background (reusing a running one) and remember its credentials."""
     cfg = server_config(home, bolt_port, http_port)
     with user_errors(), step("starting Neo4j..."):
-        if not srv.is_installed(cfg):
-            srv.install(cfg)
-        res = srv.start(cfg, timeout=timeout)
-    path = write_settings_file(
+        res = start_server(cfg, timeout=timeout)
+    path = config.write_settings_file(
         {"neo4j_uri": res.bolt_uri, "neo4j_user": "neo4j", "neo4j_password": res.password}
     )
     what = "already running" if res.reused else f"started in {res.seconds:.1f} s"
@@ -161,16 +168,81 @@ def neo4j_start(
     out.print(f"  Browser: {cfg.browser_connect_url}", soft_wrap=True)
     out.print(f"           user neo4j; password: ttpgraph neo4j password (kept in {path})",
               soft_wrap=True)  # fmt: skip
+    if not res.reused:
+        out.print("  Planning the catalog in the background (ttpgraph neo4j warm)")
 
 
 @neo4j_app.command("password")
 def neo4j_password() -> None:
     """Print the Neo4j password ttpgraph uses (NEO4J_PASSWORD, else the settings file), to paste
     into Neo4j Browser's connect form."""
-    password = get_settings().neo4j_password
+    password = config.get_settings().neo4j_password
     if not password:
-        raise fail(f"no Neo4j password known yet: run 'ttpgraph neo4j start' ({settings_file()})")
+        raise fail(
+            f"no Neo4j password known yet: run 'ttpgraph neo4j start' ({config.settings_file()})"
+        )
     sys.stdout.write(password + "\n")
+
+
+def start_server(
+    cfg: srv.ServerConfig, *, timeout: float, watch_pid: int | None = None
+) -> srv.StartResult:
+    """Start the server (installing it first if need be), or reuse the running one; after a
+    fresh start, plan the catalog in the background (:func:`spawn_warm_up`)."""
+    if not srv.is_installed(cfg):
+        srv.install(cfg)
+    res = srv.start(cfg, timeout=timeout, watch_pid=watch_pid)
+    if not res.reused:
+        spawn_warm_up(cfg, res.bolt_uri, res.password)
+    return res
+
+
+def spawn_warm_up(cfg: srv.ServerConfig, uri: str, password: str) -> None:
+    """``ttpgraph neo4j warm`` in a process of its own, so start returns at once; it records
+    what it did in the server's run folder (``ttpgraph-warm.json``)."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NEO4J_URI=uri, NEO4J_USER="neo4j", NEO4J_PASSWORD=password)
+    status_file = cfg.home / "run" / "ttpgraph-warm.json"
+    status_file.unlink(missing_ok=True)
+    subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "neo4j", "warm", "--status-file", str(status_file)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+@neo4j_app.command("warm")
+def neo4j_warm(
+    status_file: Annotated[
+        Path | None, typer.Option(help="Write what was done here (JSON) when done.")
+    ] = None,
+) -> None:
+    """Plan the catalog now: run every catalog query and the common service calls once, then a
+    load's statements in a transaction rolled back, so the first questions and the first load
+    after a start run at full speed (``neo4j start`` runs it by itself)."""
+    import json
+
+    from loader.writer import ensure_schema, warm_writes
+    from queries.warm import warm
+
+    run(ensure_schema)  # first: a schema change would drop the plans made before it
+    report = run(warm)
+    writes = run(warm_writes)
+    data = {**report.__dict__, "writes_seconds": writes}
+    if status_file is not None:
+        tmp = status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, status_file)
+    out.print(
+        f"planned {report.queries} catalog queries and {report.services} service calls "
+        f"in {report.seconds:.1f} s, a load's statements in {writes:.1f} s"
+        + (f"; failed: {', '.join(report.failed)}" if report.failed else "")
+    )
 
 
 @neo4j_app.command("stop")
@@ -202,53 +274,66 @@ def neo4j_status(
         raise typer.Exit(3)
 
 
-class RichProgress(LoadProgress):
-    """A progress bar on a terminal; elsewhere (a log, CI, a pipe) plain lines on stderr at the
-    start, every quarter and the end."""
+def rich_progress() -> loading.Progress:
+    """A load's progress: a bar on a terminal (or TTPGRAPH_PROGRESS=1); elsewhere (a log,
+    CI, a pipe) plain lines on stderr at the start, every quarter and the end."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
-    def __init__(self) -> None:
-        self.bar: Progress | None = None
-        self.task: Any = None
-        self.label = ""
-        self.total = 0
-        self.seen = 0
-        self.said = 0
-        self.t0 = 0.0
+    class RichProgress(loading.Progress):
+        """A progress bar on a terminal; elsewhere (a log, CI, a pipe) plain lines on stderr at the
+        start, every quarter and the end."""
 
-    def start(self, label: str, total: int) -> None:
-        self.label, self.total, self.seen, self.said = label, total, 0, 0
-        self.t0 = time.monotonic()
-        if not err.is_terminal and os.environ.get("TTPGRAPH_PROGRESS") != "1":
-            err.print(f"{label}: {total} to write")
-            return
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=False,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task(label, total=total)
+        def __init__(self) -> None:
+            self.bar: Progress | None = None
+            self.task: Any = None
+            self.label = ""
+            self.total = 0
+            self.seen = 0
+            self.said = 0
+            self.t0 = 0.0
 
-    def advance(self, n: int) -> None:
-        self.seen += n
-        if self.bar is not None:
-            self.bar.advance(self.task, n)
-            return
-        quarter = 4 * self.seen // max(1, self.total)
-        if 0 < quarter < 4 and quarter > self.said:
-            self.said = quarter
-            took = time.monotonic() - self.t0
-            err.print(f"{self.label}: {self.seen}/{self.total} ({took:.1f} s)")
+        def start(self, label: str, total: int) -> None:
+            self.label, self.total, self.seen, self.said = label, total, 0, 0
+            self.t0 = time.monotonic()
+            if not err.is_terminal and os.environ.get("TTPGRAPH_PROGRESS") != "1":
+                err.print(f"{label}: {total} to write")
+                return
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=False,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total)
 
-    def done(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-        else:
-            err.print(f"{self.label}: done in {time.monotonic() - self.t0:.1f} s")
+        def advance(self, n: int) -> None:
+            self.seen += n
+            if self.bar is not None:
+                self.bar.advance(self.task, n)
+                return
+            quarter = 4 * self.seen // max(1, self.total)
+            if 0 < quarter < 4 and quarter > self.said:
+                self.said = quarter
+                took = time.monotonic() - self.t0
+                err.print(f"{self.label}: {self.seen}/{self.total} ({took:.1f} s)")
+
+        def done(self) -> None:
+            if self.bar is not None:
+                self.bar.stop()
+                self.bar = None
+            else:
+                err.print(f"{self.label}: done in {time.monotonic() - self.t0:.1f} s")
+
+    return RichProgress()
 
 
 def inventory_remap_line(inv: dict[str, Any]) -> str:
@@ -291,26 +376,34 @@ def load(
     taxii_url: Annotated[str, typer.Option(help="TAXII 2.1 API root.")] = (
         "https://attack-taxii.mitre.org/api/v21/"
     ),
+    force: Annotated[
+        bool, typer.Option("--force", help="Load even when the same bytes are loaded already.")
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Load ATT&CK into the graph: validated first, written in one transaction per domain."""
+    """Load ATT&CK into the graph: validated first, written in one transaction per domain.
+    A bundle whose bytes are loaded already is not written again (unless --force)."""
     if bundle is not None and source is not None and bundle != source:
         raise typer.BadParameter("give SOURCE or --source, not both", param_hint="SOURCE")
     with user_errors():
-        results = load_source(
+        results = loading.load_source(
             graph(),
             bundle or source or "taxii",
             domains=domain or [],
             release=release,
             taxii_url=taxii_url,
-            progress=RichProgress(),
+            progress=rich_progress(),
             on_fetch=lambda msg: err.print(msg),
+            skip_unchanged=not force,
         )
     for r in results:
         for warning in r.warnings:
             err.print(f"warning: {r.source}: {warning}", markup=False, highlight=False)
         for inv in r.inventories:
             err.print(inventory_remap_line(inv), markup=False, highlight=False)
+        if r.unchanged:
+            err.print(f"{r.domain} {r.release or ''}: these bytes are loaded already, nothing "
+                      "written (--force loads them again)")  # fmt: skip
     rows = [
         {
             "domain": r.domain,
@@ -319,6 +412,7 @@ def load(
             "nodes": r.nodes,
             "relationships": r.relationships,
             "seconds": round(r.seconds, 2),
+            "written": not r.unchanged,
         }
         for r in results
     ]
@@ -366,7 +460,7 @@ def up(
     the same bytes.
     """
     neo4j_start(home=None, bolt_port=7687, http_port=7474, timeout=180.0)
-    get_settings.cache_clear()
+    config.get_settings.cache_clear()
     global _graph
     _graph = None
     attack = find_attack_dir()
@@ -382,26 +476,29 @@ def up(
                 if loaded.get(f"{name}-attack") == digest:
                     err.print(f"{path.name}: already loaded")
                     continue
-                load_source(graph(), str(path), progress=RichProgress(),
+                loading.load_source(graph(), str(path), progress=rich_progress(),
                             on_fetch=lambda m: err.print(m))  # fmt: skip
         else:
-            load_source(graph(), "taxii", progress=RichProgress(), on_fetch=lambda m: err.print(m))
+            loading.load_source(
+                graph(), "taxii", progress=rich_progress(), on_fetch=lambda m: err.print(m)
+            )
     status(Format.table)
     for line in where_to_look(server_config(), port, serving=serve_api):
         out.print(line, soft_wrap=True)  # URLs whole, for copying
     if serve_api:
         # A first, local run: loopback only, so no API key is needed; for anything else use
         # `ttpgraph serve` (keys on by default) and `ttpgraph apikey create`.
-        API_PID.parent.mkdir(parents=True, exist_ok=True)
-        API_PID.write_text(str(os.getpid()))
+        api_pid_file().parent.mkdir(parents=True, exist_ok=True)
+        api_pid_file().write_text(str(os.getpid()))
         try:
             serve_command(host="127.0.0.1", port=port, workers=1, auth=False, pool_budget=None)
         finally:
-            API_PID.unlink(missing_ok=True)
+            api_pid_file().unlink(missing_ok=True)
 
 
 # The API that `up` serves in the foreground, for `down` to stop from another terminal.
-API_PID = cache_dir() / "ttpgraph-api.pid"
+def api_pid_file() -> Path:
+    return config.cache_dir() / "ttpgraph-api.pid"
 
 
 def where_to_look(cfg: srv.ServerConfig, port: int, *, serving: bool) -> list[str | Text]:
@@ -455,7 +552,7 @@ def down(
 ) -> None:
     """Stop what `ttpgraph up` started: the API it serves and Neo4j."""
     try:
-        pid = int(API_PID.read_text().strip())
+        pid = int(api_pid_file().read_text().strip())
     except (OSError, ValueError):
         pid = 0
     if pid and pid != os.getpid() and srv.pid_alive(pid):
@@ -467,7 +564,7 @@ def down(
         out.print(f"API stopped (pid {pid})" if gone else f"API (pid {pid}) is still up")
     else:
         out.print("the API of 'ttpgraph up' was not running")
-    API_PID.unlink(missing_ok=True)
+    api_pid_file().unlink(missing_ok=True)
     neo4j_stop(home=home)
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from queries import actors
-from queries.actors import PathKind
+from queries.kinds import PathKind
+from queries.lazy import lazy_module
 
 from .cli import FormatOpt, app, out, run
 from .output import Format, bold, emit, styled
+
+if TYPE_CHECKING:
+    from queries import actors
+else:
+    actors = lazy_module("queries.actors")
 
 groups_app = typer.Typer(help="Find groups.")
 app.add_typer(groups_app, name="groups")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from queries.settings import get_settings
 
 from .auth import KeyStore, Role, keys_path
 from .cli import FormatOpt, app, err, user_errors
@@ -21,7 +20,13 @@ app.add_typer(apikey_app, name="apikey")
 
 
 def store() -> KeyStore:
-    return KeyStore(keys_path(get_settings()))
+    return KeyStore(keys_file())
+
+
+def keys_file() -> Path:
+    from queries.settings import get_settings
+
+    return keys_path(get_settings())
 
 
 @apikey_app.command("create")
@@ -54,7 +59,7 @@ def apikey_list(fmt: FormatOpt = Format.table) -> None:
     with user_errors():
         keys = [k.public() for k in store().list_keys()]
     emit(keys, fmt, columns=["id", "name", "role", "created_at", "revoked", "revoked_at"],
-         title=f"API keys ({keys_path(get_settings())})")  # fmt: skip
+         title=f"API keys ({keys_file()})")  # fmt: skip
 
 
 @apikey_app.command("revoke")

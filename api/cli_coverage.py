@@ -10,25 +10,28 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loader.atomic import find_atomics_dir, read_index
-from loader.inventory import PARSERS, STATUSES
-from loader.inventory_import import (
-    PARENT_MODES,
-    SUB_MODES,
-    ImportOptions,
-    delete_inventory,
-    import_inventory,
-    load_crosswalk,
-)
-from queries import coverage as C
-from queries import plans as P
+from loader.inventory import PARENT_MODES, PARSERS, STATUSES, SUB_MODES
+from queries.errors import InvalidInput
+from queries.kinds import TelemetryLevel
+from queries.lazy import lazy_module
 
 from .cli import FormatOpt, app, err, inventory_remap_line, out, run, user_errors
 from .output import Format, bold, emit, step, styled, to_jsonable
+
+if TYPE_CHECKING:
+    from loader import atomic
+    from loader import inventory_import as inv
+    from queries import coverage as C
+    from queries import plans as P
+else:
+    atomic = lazy_module("loader.atomic")
+    inv = lazy_module("loader.inventory_import")
+    C = lazy_module("queries.coverage")
+    P = lazy_module("queries.plans")
 
 inventory_app = typer.Typer(help="Detection-rule inventories: import, list, show, remap, delete.")
 app.add_typer(inventory_app, name="inventory")
@@ -103,7 +106,7 @@ def _write(text: str, output: Path | None) -> None:
         try:
             output.write_text(text, encoding="utf-8")
         except OSError as exc:
-            raise C.InvalidInput(f"cannot write {output}: {exc.strerror or exc}") from None
+            raise InvalidInput(f"cannot write {output}: {exc.strerror or exc}") from None
     err.print(f"wrote {output}")
 
 
@@ -135,7 +138,7 @@ def inventory_import(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import a rule set as a named inventory, in one transaction (re-import replaces it)."""
-    opts = ImportOptions(
+    opts = inv.ImportOptions(
         exclude_status=list(exclude_status or []),
         parent_coverage=parent_coverage.value,
         subtechnique_coverage=subtechnique_coverage.value,
@@ -143,7 +146,7 @@ def inventory_import(
     )
     with step(f"importing {kind.value} rules from {path}...") as update:
         result = run(
-            lambda g: import_inventory(
+            lambda g: inv.import_inventory(
                 g,
                 kind.value,
                 path,
@@ -264,7 +267,7 @@ def inventory_remap(
     from loader.inventory_remap import remap_inventory
 
     with user_errors():
-        cw = load_crosswalk(crosswalk) if crosswalk is not None else None
+        cw = inv.load_crosswalk(crosswalk) if crosswalk is not None else None
     names = [name] if name else [r.name for r in run(C.list_inventories)]
     results = run(lambda g: [remap_inventory(g, n, crosswalk=cw) for n in names])
     if fmt == Format.json:
@@ -297,7 +300,7 @@ def inventory_delete(
     """Delete an inventory and its rules."""
     if not yes and sys.stdin.isatty():
         typer.confirm(f"Delete inventory {name!r}?", abort=True)
-    n = run(lambda g: delete_inventory(g, name))
+    n = run(lambda g: inv.delete_inventory(g, name))
     out.print(f"deleted inventory {name} ({n} rules)")
 
 
@@ -397,8 +400,8 @@ def telemetry(
     software: SoftwareOpt = False,
     partial: PartialOpt = False,
     level: Annotated[
-        C.TelemetryLevel, typer.Option(help="log_source or data_component.")
-    ] = C.TelemetryLevel.log_source,
+        TelemetryLevel, typer.Option(help="log_source or data_component.")
+    ] = TelemetryLevel.log_source,
     collected: Annotated[
         list[str] | None, typer.Option(help="A source already collected (repeatable).")
     ] = None,
@@ -495,13 +498,13 @@ def emulation(
 ) -> None:
     """Atomic Red Team tests for the gaps, as Invoke-AtomicTest lines (by number and GUID)."""
     with user_errors():
-        root = atomics or find_atomics_dir()
+        root = atomics or atomic.find_atomics_dir()
         if root is None:
-            raise C.InvalidInput("no Atomic Red Team index found: pass --atomics DIR")
-        index = read_index(root)
+            raise InvalidInput("no Atomic Red Team index found: pass --atomics DIR")
+        index = atomic.read_index(root)
         pairs = None
         if crosswalk is not None:
-            pairs = [(e.src, e.dst) for e in load_crosswalk(crosswalk).entries]
+            pairs = [(e.src, e.dst) for e in inv.load_crosswalk(crosswalk).entries]
     result = run(
         lambda g: P.emulation_plan(
             g, **_tm(actors, inventory, platform, domain, software, partial),

@@ -4,16 +4,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from loader import intel as intel_loader
-from queries import intel
-from queries.intel import split_ids
+from queries.lazy import lazy_module
 
 from .cli import FormatOpt, app, err, out, run
 from .output import Format, bold, emit, step, styled
+
+if TYPE_CHECKING:
+    from loader import intel as intel_loader
+    from queries import intel
+else:
+    intel_loader = lazy_module("loader.intel")
+    intel = lazy_module("queries.intel")
 
 intel_app = typer.Typer(
     help="Import the organisation's intelligence (OpenCTI, ATT&CK Workbench, MISP) and manage it."
@@ -154,8 +159,8 @@ def incident_create(
         lambda g: intel_loader.create_incident(
             g,
             name=name,
-            techniques=split_ids(techniques),
-            iocs=split_ids(ioc),
+            techniques=intel.split_ids(techniques),
+            iocs=intel.split_ids(ioc),
             description=description,
             first_seen=first_seen,
             replace=replace,
@@ -199,7 +204,7 @@ def attribute(
     rarity-weighted similarity, with the shared and missing techniques."""
     a = run(
         lambda g: intel.attribute(
-            g, techniques=split_ids(techniques) or None, incident=incident,
+            g, techniques=intel.split_ids(techniques) or None, incident=incident,
             include_software=software, include_org=org, domain=domain, rollup=rollup, limit=limit,
         )
     )  # fmt: skip
@@ -289,7 +294,7 @@ def expect(
     with whether the organisation's detection inventories cover them."""
     e = run(
         lambda g: intel.expect_next(
-            g, actor=actor, techniques=split_ids(techniques) or None, incident=incident,
+            g, actor=actor, techniques=intel.split_ids(techniques) or None, incident=incident,
             include_software=software, domain=domain, inventories=inventory,
         )
     )  # fmt: skip

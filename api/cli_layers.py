@@ -12,17 +12,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from queries import coverage as C
-from queries import layer_services as S
-from queries import layers as L
-from queries.actors import PathKind
+from queries.kinds import PathKind, TelemetryLevel
+from queries.lazy import lazy_module
 
 from .cli import FormatOpt, app, err, fail, graph, out, run, user_errors
 from .output import Format, bold, emit, step, styled
+
+if TYPE_CHECKING:
+    from queries import coverage as C
+    from queries import layer_services as S
+    from queries import layers as L
+else:
+    C = lazy_module("queries.coverage")
+    S = lazy_module("queries.layer_services")
+    L = lazy_module("queries.layers")
 
 layer_app = typer.Typer(
     help="ATT&CK Navigator layers: every answer as a layer file (.json, .svg, .xlsx), and "
@@ -263,8 +270,8 @@ def layer_telemetry(
         ),
     ] = None,
     level: Annotated[
-        S.TelemetryLevel, typer.Option(help="What the sources are.")
-    ] = S.TelemetryLevel.data_component,
+        TelemetryLevel, typer.Option(help="What the sources are.")
+    ] = TelemetryLevel.data_component,
     actors: ActorsOpt = None,
     inventory: Annotated[
         str | None,

@@ -4,17 +4,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from queries import browser as browser_kit
-from queries import overlap
 from queries.errors import InvalidInput
-from queries.overlap import Metric
+from queries.kinds import DEFAULT_SEED, DEFAULT_THRESHOLDS, Metric
+from queries.lazy import lazy_module
 
 from .cli import FormatOpt, app, err, out, run, user_errors
 from .output import Format, bold, emit, styled
+
+if TYPE_CHECKING:
+    from queries import browser as browser_kit
+    from queries import overlap
+else:
+    browser_kit = lazy_module("queries.browser")
+    overlap = lazy_module("queries.overlap")
 
 
 @app.command("overlap")
@@ -24,8 +30,8 @@ def overlap_command(
         typer.Option(
             help=(
                 "An edge needs at least this: Jaccard in (0, 1] (default "
-                f"{overlap.DEFAULT_THRESHOLDS['jaccard']}) or, with --metric shared, a "
-                f"shared-technique count (default {overlap.DEFAULT_THRESHOLDS['shared']:g})."
+                f"{DEFAULT_THRESHOLDS['jaccard']}) or, with --metric shared, a "
+                f"shared-technique count (default {DEFAULT_THRESHOLDS['shared']:g})."
             )
         ),
     ] = None,
@@ -44,7 +50,7 @@ def overlap_command(
     ] = False,
     domain: Annotated[str | None, typer.Option(help="enterprise, mobile or ics.")] = None,
     seed: Annotated[int, typer.Option(help="Louvain seed (same seed, same communities).")] = (
-        overlap.DEFAULT_SEED
+        DEFAULT_SEED
     ),
     output: Annotated[
         Path | None,

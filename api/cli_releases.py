@@ -6,21 +6,29 @@ import re
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from loader import sources
-from loader.diff import diff_releases
-from loader.sync import summarize, sync
-from queries import releases
 from queries.errors import InvalidInput, Unavailable
-from queries.layers import dump_layer
-from queries.releases import ReleaseDiff, diff_layer, diff_markdown
-from queries.threat_models import adhoc_model, get_threat_model
+from queries.lazy import lazy_module
 
-from .cli import FormatOpt, RichProgress, app, err, graph, out, run, user_errors
+from .cli import FormatOpt, app, err, graph, out, rich_progress, run, user_errors
 from .output import Format, bold, emit, styled
+
+if TYPE_CHECKING:
+    from loader import diff as release_diff
+    from loader import sync as taxii_sync
+    from queries import layers, releases
+    from queries import threat_models as TM
+    from queries.releases import ReleaseDiff
+else:
+    release_diff = lazy_module("loader.diff")
+    taxii_sync = lazy_module("loader.sync")
+    layers = lazy_module("queries.layers")
+    releases = lazy_module("queries.releases")
+    TM = lazy_module("queries.threat_models")
 
 
 class DiffFormat(StrEnum):
@@ -107,16 +115,16 @@ def diff(
         if threat_model or actor:
             if g is None:
                 raise Unavailable("threat models need the graph: start it (ttpgraph neo4j start)")
-            chosen = [get_threat_model(g, n) for n in threat_model or []]
+            chosen = [TM.get_threat_model(g, n) for n in threat_model or []]
             if actor:
-                chosen.append(adhoc_model(g, actor, inventory, software))
+                chosen.append(TM.adhoc_model(g, actor, inventory, software))
         elif inventory:
             raise typer.BadParameter("--inventory goes with --actor", param_hint="--inventory")
-        result = diff_releases(
+        result = release_diff.diff_releases(
             g, new=new, old=old, domain=domain, impact=impact, threat_models=models, models=chosen
         )
     if layer is not None:
-        layer.write_text(dump_layer(diff_layer(result)), encoding="utf-8")
+        layer.write_text(layers.dump_layer(releases.diff_layer(result)), encoding="utf-8")
         err.print(f"layer written to {layer}")
     if model_layers is not None:
         with user_errors():
@@ -124,7 +132,8 @@ def diff(
                 model_layers.mkdir(parents=True, exist_ok=True)
                 for m in result.threat_models or []:
                     path = model_layers / f"{_file_name(m.name)}.json"
-                    path.write_text(dump_layer(releases.model_change_layer(m)), encoding="utf-8")
+                    change = releases.model_change_layer(m)
+                    path.write_text(layers.dump_layer(change), encoding="utf-8")
                     err.print(f"layer of threat model {m.name!r} written to {path}")
             except OSError as exc:
                 raise InvalidInput(
@@ -133,7 +142,7 @@ def diff(
     if fmt == DiffFormat.json:
         emit(result, Format.json)
     elif fmt == DiffFormat.markdown:
-        sys.stdout.write(diff_markdown(result))
+        sys.stdout.write(releases.diff_markdown(result))
     else:
         _print_table(result)
 
@@ -237,7 +246,7 @@ def sync_command(
     with nothing new writes nothing.
     """
     with user_errors():
-        reports = sync(
+        reports = taxii_sync.sync(
             graph(),
             domains=domain or [],
             taxii_url=taxii_url,
@@ -245,7 +254,7 @@ def sync_command(
             password=password,
             lock_path=lock_file,
             per_request=per_request,
-            progress=RichProgress(),
+            progress=rich_progress(),
             on_step=lambda m: err.print(m),
         )
-    emit(reports, fmt, rows=summarize(reports), title="Sync")
+    emit(reports, fmt, rows=taxii_sync.summarize(reports), title="Sync")

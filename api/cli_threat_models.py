@@ -3,13 +3,11 @@ by name. A release diff (``ttpgraph diff``) says how each saved model's coverage
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from queries import coverage as C
-from queries import plans as P
-from queries import threat_models as TM
+from queries.lazy import lazy_module
 
 from .cli import FormatOpt, app, err, run
 from .cli_coverage import (
@@ -24,6 +22,15 @@ from .cli_coverage import (
     print_report,
 )
 from .output import Format, emit
+
+if TYPE_CHECKING:
+    from queries import coverage as C
+    from queries import plans as P
+    from queries import threat_models as TM
+else:
+    C = lazy_module("queries.coverage")
+    P = lazy_module("queries.plans")
+    TM = lazy_module("queries.threat_models")
 
 tm_app = typer.Typer(
     help="Saved threat models: the actors you defend against, held against an inventory."

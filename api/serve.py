@@ -7,10 +7,6 @@ from typing import Annotated
 
 import typer
 
-from queries.settings import get_settings
-
-from .auth import KeyStore, is_loopback, keys_path
-
 
 class ServeError(RuntimeError):
     pass
@@ -18,6 +14,8 @@ class ServeError(RuntimeError):
 
 def check_bind(host: str, auth: bool) -> None:
     """Without auth the API may only listen on loopback (127.0.0.0/8, ::1, localhost)."""
+    from .auth import is_loopback
+
     if not auth and not is_loopback(host):
         raise ServeError(
             f"refusing to serve without authentication on {host}: bind 127.0.0.1 for local "
@@ -55,6 +53,10 @@ def serve(
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
+
+    from queries.settings import get_settings
+
+    from .auth import KeyStore, keys_path
 
     settings = get_settings()
     auth = settings.ttpgraph_api_auth if auth is None else auth

@@ -42,7 +42,7 @@ from typing import Any
 
 from neo4j import ManagedTransaction
 
-from queries.cache import bump_graph_version
+from queries.cache import INTEL, bump_graph_version
 from queries.catalog import Q
 from queries.errors import Conflict, InvalidInput, NotFound
 from queries.graph import Graph, neo4j_errors
@@ -1440,7 +1440,7 @@ def write_intel(
             now=_now(),
         ).consume()
         tx.run("MERGE (s:IntelSource {source: $meta.source}) SET s = $meta", meta=meta).consume()
-        bump_graph_version(tx)
+        bump_graph_version(tx, INTEL)
         return bool(existed)
 
     with neo4j_errors(), _quiet_session(graph) as session:
@@ -1571,7 +1571,7 @@ def delete_source(graph: Graph, source: str) -> int:
             return -1
         tx.run("MATCH (n:OrgObject {source: $source}) DETACH DELETE n", source=source).consume()
         tx.run("MATCH (s:IntelSource {source: $source}) DELETE s", source=source).consume()
-        bump_graph_version(tx)
+        bump_graph_version(tx, INTEL)
         return int(n["n"])
 
     with neo4j_errors(), _quiet_session(graph) as session:
@@ -1614,7 +1614,7 @@ def link_same_as(graph: Graph, *, cluster: str, group: str, remove: bool = False
                 gid=g.attack_id,
                 now=_now(),
             ).single()
-        bump_graph_version(tx)
+        bump_graph_version(tx, INTEL)
         return int(rec["n"]) if rec else 0
 
     with neo4j_errors(), _quiet_session(graph) as session:

@@ -74,6 +74,10 @@ BUILDING_BLOCK = "building_block"
 DISABLED = "disabled"
 HUNTING = "hunting"
 UNKNOWN = "unknown"
+# How a rule tagged with a parent covers its sub-techniques, and one tagged with a sub-technique
+# its parent (inventory options; loader.inventory_import applies them).
+PARENT_MODES = ("partial", "full", "none")
+SUB_MODES = ("partial", "none")
 STATUSES: tuple[str, ...] = (
     ACTIVE,
     TEST,

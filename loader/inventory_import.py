@@ -50,7 +50,7 @@ import yaml
 from neo4j import ManagedTransaction
 from neo4j.exceptions import ConstraintError
 
-from queries.cache import bump_graph_version
+from queries.cache import bump_graph_version, inventory_scope
 from queries.catalog import Q
 from queries.errors import Conflict, InvalidInput, NotFound
 from queries.graph import Graph
@@ -61,11 +61,16 @@ from queries.technique_index import (  # noqa: F401 - Resolution is part of this
     TechniqueIndex,
 )
 
-from .inventory import STATUSES, ParsedInventory, normalize_technique_id, parse_inventory
+from .inventory import (
+    PARENT_MODES,
+    STATUSES,
+    SUB_MODES,
+    ParsedInventory,
+    normalize_technique_id,
+    parse_inventory,
+)
 from .locks import graph_lock
 
-PARENT_MODES = ("partial", "full", "none")
-SUB_MODES = ("partial", "none")
 MAX_NAME = 100
 _NAME_OK = re.compile(r"^[^\x00-\x1f\x7f]+$")
 _MAX_CROSSWALK_BYTES = 5 * 1024 * 1024
@@ -367,7 +372,7 @@ def import_parsed(
         for i in range(0, len(todo), BATCH):
             tx.run(_CREATE_RULES, name=name, rows=todo[i : i + BATCH]).consume()
         write_timings["create"] = time.perf_counter() - t - write_timings["delete"]
-        bump_graph_version(tx)
+        bump_graph_version(tx, inventory_scope(name))
         write_timings["_end"] = time.perf_counter()
 
     say(f"writing {len(rule_rows)} rules and {edge_count} COVERS edges as inventory {name!r}")
@@ -596,7 +601,7 @@ def delete_inventory(graph: Graph, name: str) -> int:
         if not row or not row["i"]:
             raise NotFound(f"no inventory named {name!r}")
         tx.run(_DELETE, name=name).consume()
-        bump_graph_version(tx)
+        bump_graph_version(tx, inventory_scope(name))
         return int(row["rules"])
 
     try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from queries.catalog import Q
@@ -23,6 +26,9 @@ from .stix import (
 from .writer import ensure_schema, total_steps, write_rows
 
 DEFAULT_DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
+# What a load writes, versioned: a bundle loaded by a ttpgraph that wrote it differently is
+# loaded again even when its bytes are unchanged. Bump when the writer's output changes.
+LOAD_FORMAT = 1
 
 
 @dataclass
@@ -41,6 +47,8 @@ class LoadResult:
     # inventories re-resolved against the new release (loader.inventory_remap)
     inventories: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    unchanged: bool = False
+    """Nothing written: the same bytes were loaded already (``force`` loads them again)."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -155,6 +163,41 @@ def keep_tactic_history(graph: Graph, rows: GraphRows, objects: list[dict[str, A
                 r[key] = [x for x in r[key] if x != own]
 
 
+def loaded_already(
+    graph: Graph,
+    sha256: str,
+    *,
+    source: str,
+    domain: str | None = None,
+    release: str | None = None,
+    started: float | None = None,
+) -> LoadResult | None:
+    """The load of these bytes, when the graph holds them already (same SHA-256, written the
+    same way, the same domain and release if asked): there is nothing to write."""
+    t0 = time.perf_counter() if started is None else started
+    want = normalize_domain(domain) if domain else None
+    for r in graph.read(Q.release_by_sha256, sha256=sha256):
+        if r["load_format"] != LOAD_FORMAT or (want and r["domain"] != want):
+            continue
+        if release is not None and r["version"] != release:
+            continue
+        counts = json.loads(r["counts"]) if r["counts"] else {}
+        return LoadResult(
+            domain=r["domain"],
+            release=r["version"],
+            spec_version=r["spec_version"],
+            source=source,
+            sha256=sha256,
+            nodes=r["nodes"] or 0,
+            relationships=r["relationships"] or 0,
+            counts=counts,
+            skipped={},
+            seconds=time.perf_counter() - t0,
+            unchanged=True,
+        )
+    return None
+
+
 def load_bundle(
     graph: Graph,
     fetched: sources.FetchedBundle,
@@ -162,9 +205,21 @@ def load_bundle(
     domain: str | None = None,
     release: str | None = None,
     progress: Progress | None = None,
+    skip_unchanged: bool = False,
 ) -> LoadResult:
-    """Validate a fetched bundle completely, then write it in one transaction."""
+    """Validate a fetched bundle completely, then write it in one transaction.
+
+    ``skip_unchanged``: when the graph holds these very bytes already, write nothing and say
+    so (``LoadResult.unchanged``); what ``ttpgraph load`` does unless ``--force``.
+    """
     t0 = time.perf_counter()
+    if skip_unchanged:
+        same = loaded_already(
+            graph, fetched.sha256, source=fetched.source, domain=domain, release=release,
+            started=t0,
+        )  # fmt: skip
+        if same is not None:
+            return same
     prog = progress or Progress()
     rows = prepare(
         fetched,
@@ -193,15 +248,13 @@ def _write(
     counts = rows.counts()
     prog.start(f"loading {found} {version or ''}".strip(), total_steps(rows))
     taxii = fetched.taxii or {}
-    extra = (
-        {
+    extra: dict[str, Any] = {"load_format": LOAD_FORMAT}
+    if taxii:
+        extra |= {
             "taxii_url": taxii.get("url"),
             "taxii_collection": taxii.get("collection"),
             "taxii_added_last": taxii.get("added_last"),
         }
-        if taxii
-        else {}
-    )
     write_rows(
         graph,
         rows,
@@ -250,15 +303,21 @@ def load_source(
     taxii_url: str = sources.MITRE_TAXII_URL,
     progress: Progress | None = None,
     on_fetch: Callable[[str], None] | None = None,
+    skip_unchanged: bool = False,
 ) -> list[LoadResult]:
-    """Load from ``source``: a file path, an http(s) URL, or ``taxii`` (one load per domain)."""
+    """Load from ``source``: a file path, an http(s) URL, or ``taxii`` (one load per domain).
+    ``skip_unchanged``: see :func:`load_bundle` (a file is hashed before it is parsed)."""
     if source == "taxii":
         results = []
         for dom in [normalize_domain(d) for d in (domains or DEFAULT_DOMAINS)]:
             if on_fetch:
                 on_fetch(f"fetching {dom} from {taxii_url}")
             fetched = sources.from_taxii(taxii_url, domain=dom)
-            results.append(load_bundle(graph, fetched, domain=dom, progress=progress))
+            results.append(
+                load_bundle(
+                    graph, fetched, domain=dom, progress=progress, skip_unchanged=skip_unchanged
+                )
+            )
         return results
     if len(domains) > 1:
         raise BundleError("a file or URL holds one domain: pass at most one --domain")
@@ -268,5 +327,24 @@ def load_source(
     if source.startswith(("https://", "http://")):
         fetched = sources.from_url(source)
     else:
-        fetched = sources.from_file(source)
-    return [load_bundle(graph, fetched, domain=file_domain, release=release, progress=progress)]
+        t0 = time.perf_counter()
+        data = sources.read_file(source)
+        if skip_unchanged:
+            same = loaded_already(
+                graph, hashlib.sha256(data).hexdigest(), source=str(Path(source).resolve()),
+                domain=file_domain, release=release, started=t0,
+            )  # fmt: skip
+            if same is not None:
+                return [same]
+        fetched = sources.from_file(source, data)
+    return [
+        load_bundle(
+            graph,
+            fetched,
+            domain=file_domain,
+            release=release,
+            progress=progress,
+            # a file was checked before it was parsed; a URL's bytes only now
+            skip_unchanged=skip_unchanged and fetched.source.startswith(("https://", "http://")),
+        )
+    ]

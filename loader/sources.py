@@ -110,7 +110,8 @@ def from_bytes(raw: bytes, *, source: str, name_hint: str | None = None) -> Fetc
     )
 
 
-def from_file(path: str | Path) -> FetchedBundle:
+def read_file(path: str | Path) -> bytes:
+    """A bundle file's bytes, gunzipped (with the size limits)."""
     p = Path(path)
     if not p.exists():
         raise BundleError(f"{p}: no such file")
@@ -118,6 +119,13 @@ def from_file(path: str | Path) -> FetchedBundle:
         raise BundleError(f"{p}: not a file")
     with open(p, "rb") as fh:
         raw = _read_limited(fh, str(p))  # type: ignore[arg-type]
+    return decode_bytes(raw, str(p))
+
+
+def from_file(path: str | Path, data: bytes | None = None) -> FetchedBundle:
+    """A bundle file, parsed (``data``: its bytes, already read with :func:`read_file`)."""
+    p = Path(path)
+    raw = read_file(p) if data is None else data
     return from_bytes(raw, source=str(p.resolve()), name_hint=p.name)
 
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from neo4j import ManagedTransaction
 from neo4j.exceptions import ServiceUnavailable, SessionExpired
 
-from queries.cache import bump_graph_version
+from queries.cache import ATTACK, bump_graph_version
 from queries.errors import Unavailable
 from queries.graph import Graph
 
@@ -155,9 +155,11 @@ def write_rows(
     mode: Mode = "full",
     removed_ids: Iterable[str] = (),
     release_extra: dict[str, Any] | None = None,
+    rollback: bool = False,
 ) -> dict[str, Any]:
     """Write one bundle's rows and its Release node in a single transaction.
 
+    ``rollback``: run every statement and keep nothing (:func:`warm_writes`).
     ``mode="partial"`` applies a delta (see the module docstring): ``removed_ids`` leave the
     domain, and the Release node's counts are recounted from the graph. ``release_extra`` adds
     properties to the Release node (the TAXII server's ``taxii_added_last``...).
@@ -285,11 +287,16 @@ def write_rows(
             tx.run(
                 "MERGE (r:Release {domain: $props.domain}) SET r = $props", props=release_props
             ).consume()
-        bump_graph_version(tx)
+        bump_graph_version(tx, ATTACK)
         return release_props
 
     try:
         with graph.driver.session(database=graph.database) as session:
+            if rollback:  # every statement run, nothing kept (warm_writes)
+                with session.begin_transaction() as tx:
+                    result = work(tx)  # type: ignore[arg-type]
+                    tx.rollback()
+                return result
             result = session.execute_write(work)
     except (ServiceUnavailable, SessionExpired, OSError) as exc:
         raise Unavailable(
@@ -334,3 +341,51 @@ def _graph_counts(tx: ManagedTransaction, domain: str) -> dict[str, int]:
     ).single()
     counts["LogSource"] = counts["OF_DATA_COMPONENT"] = n["n"] if n else 0
     return {k: v for k, v in counts.items() if v}
+
+
+def warm_writes(graph: Graph, *, per_label: int = 1000) -> float:
+    """Run every statement of a load once, on made-up objects of a made-up domain, in a
+    transaction that is rolled back: the first real load after a server start then finds its
+    statements planned and the server's write path compiled (``ttpgraph neo4j warm``).
+    Returns the seconds it took."""
+    import time
+
+    t0 = time.perf_counter()
+    rows = GraphRows(domain="x-ttpgraph-warm-up", spec_version="2.1", release="0")
+    ids: dict[str, list[str]] = {}
+    for labels in dict.fromkeys(NODE_LABELS.values()):
+        name = labels[-1]
+        ids[name] = [f"x-ttpgraph-warm-up--{name.lower()}-{i}" for i in range(per_label)]
+        rows.nodes[labels] = [
+            {"stix_id": sid, "name": "warm-up", "revoked": False, "deprecated": False}
+            for sid in ids[name]
+        ]
+
+    def pairs(a: str, b: str) -> list[dict[str, Any]]:
+        return [{"src": x, "dst": y} for x, y in zip(ids[a], ids[b], strict=True)]
+
+    for rtype in REL_TYPES.values():
+        rows.rels[rtype] = [
+            {**p, "props": {"stix_id": f"relationship--warm-up-{rtype}-{i}", "revoked": False,
+                            "deprecated": False}}
+            for i, p in enumerate(pairs("Technique", "Tactic"))
+        ]  # fmt: skip
+    rows.in_tactic = pairs("Technique", "Tactic")
+    rows.matrix_tactics = [
+        {"src": ids["Matrix"][0], "dst": t, "order": i} for i, t in enumerate(ids["Tactic"])
+    ]
+    rows.strategy_analytics = pairs("DetectionStrategy", "Analytic")
+    rows.component_sources = pairs("DataComponent", "DataSource")
+    rows.log_sources = [
+        {"key": f"warm-up-{i}", "name": "warm-up", "channel": None, "data_component": dc,
+         "listed": True}
+        for i, dc in enumerate(ids["DataComponent"])
+    ]  # fmt: skip
+    rows.analytic_log_sources = [
+        {"src": a, "key": f"warm-up-{i}"} for i, a in enumerate(ids["Analytic"])
+    ]
+    ensure_schema(graph)
+    write_rows(graph, rows, source="warm-up", sha256="", counts={}, rollback=True)
+    write_rows(graph, rows, source="warm-up", sha256="", counts={}, rollback=True, mode="partial",
+               removed_ids=[ids["Group"][0]])  # fmt: skip
+    return time.perf_counter() - t0

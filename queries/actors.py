@@ -3,40 +3,25 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from enum import StrEnum
 from itertools import combinations
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .cache import cached_answer
+from .cache import ACTOR_SCOPES, ATTACK, cached_answer
 from .catalog import Q
 from .errors import InvalidInput
 from .graph import Graph
-from .resolve import resolve_group, resolve_groups
+from .kinds import PathKind, path_kinds
+from .resolve import Resolved, resolve_group, resolve_groups
 
 MAX_ACTORS = 50
 DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
 
 
-class PathKind(StrEnum):
-    """How an actor is tied to a technique, defined once in the ``actor_techniques`` block of the
-    Cypher catalog: ``direct`` (it USES the technique), ``software`` (software it uses, or that a
-    campaign attributed to it uses, uses the technique), ``campaign`` (a campaign attributed to
-    it uses the technique)."""
-
-    direct = "direct"
-    software = "software"
-    campaign = "campaign"
-
-
-def path_kinds(include_software: bool) -> list[str]:
-    """The path kinds of a technique set: direct and campaign, and software when asked."""
-    kinds = [PathKind.direct.value, PathKind.campaign.value]
-    return kinds + [PathKind.software.value] if include_software else kinds
-
-
 # ---------------------------------------------------------------- models
+
+_KIND_ORDER = {k: i for i, k in enumerate(PathKind)}
 
 
 class Evidence(BaseModel):
@@ -204,7 +189,7 @@ def _tactic_matches(details: dict[str, Any], tactic: str) -> bool:
 # ---------------------------------------------------------------- services
 
 
-@cached_answer
+@cached_answer(scopes=[ATTACK])
 def search_groups(graph: Graph, *, text: str, limit: int = 20) -> list[GroupHit]:
     """Groups ranked by a full-text match on name, aliases and description."""
     text = (text or "").strip()
@@ -227,7 +212,7 @@ def list_groups(graph: Graph, *, limit: int = 1000) -> list[GroupHit]:
     return [GroupHit(**r) for r in graph.read(Q.groups_list, limit=limit)]
 
 
-@cached_answer
+@cached_answer(scopes=ACTOR_SCOPES)
 def profile_group(
     graph: Graph,
     *,
@@ -245,32 +230,53 @@ def profile_group(
     gid = resolved.attack_id
     kinds = kinds or list(PathKind)
     dom = _check_domain(domain)
-    info = graph.read(Q.group_info, group_id=gid)[0]
-    rows = graph.read(
-        Q.group_technique_evidence,
+    row = graph.read(
+        Q.profile_group,
         group_id=gid,
         kinds=[k.value for k in kinds],
         domain=dom,
         platforms=platforms or [],
-    )
-    evidence: dict[str, list[Evidence]] = defaultdict(list)
-    for r in rows:
-        evidence[r["technique_id"]].append(
-            Evidence(
-                kind=PathKind(r["kind"]),
-                via_id=r["via_id"],
-                via_name=r["via_name"],
-                procedure=r["procedure"],
-                citations=r["citations"] or [],
-                citation_urls=r["citation_urls"] or [],
+        limit=limit,
+    )[0]
+    return shape_profile(
+        row, graph=graph, resolved=resolved, kinds=kinds, platforms=platforms, domain=dom,
+        tactic=tactic, rollup=rollup, limit=limit,
+    )  # fmt: skip
+
+
+def shape_profile(
+    row: dict[str, Any],
+    *,
+    graph: Graph,
+    resolved: Resolved,
+    kinds: list[PathKind],
+    platforms: list[str] | None,
+    domain: str | None,
+    tactic: str | None,
+    rollup: bool,
+    limit: int,
+) -> GroupProfile:
+    """``profile_group``'s row as a profile: the tactic filter, the roll-up into parents (which
+    reads the parents' details when the group does not use them itself) and the mitigations
+    ranked by how many of the group's techniques they address."""
+    details: dict[str, dict[str, Any]] = {t["technique_id"]: t for t in row["techniques"]}
+    evidence: dict[str, list[Evidence]] = {
+        tid: [
+            Evidence.model_construct(
+                kind=PathKind(e["kind"]),
+                via_id=e["via_id"],
+                via_name=e["via_name"],
+                procedure=e["procedure"],
+                citations=e["citations"] or [],
+                citation_urls=e["citation_urls"] or [],
             )
-        )
-    details = technique_details(graph, list(evidence))
+            for e in t["evidence"]
+        ]
+        for tid, t in sorted(details.items())
+    }
     if tactic:
-        check_tactic(graph, tactic, domain=dom)
-        evidence = defaultdict(
-            list, {t: ev for t, ev in evidence.items() if _tactic_matches(details[t], tactic)}
-        )
+        check_tactic(graph, tactic, domain=domain)
+        evidence = {t: ev for t, ev in evidence.items() if _tactic_matches(details[t], tactic)}
     own_ids = list(evidence)  # the group's own techniques, before any roll-up
     rolled: dict[str, list[str]] = defaultdict(list)
     if rollup:
@@ -288,45 +294,33 @@ def profile_group(
     for tid in sorted(evidence, key=lambda t: _sort_key(details[t])):
         ev = evidence[tid]
         techniques.append(
-            ProfileTechnique(
+            ProfileTechnique.model_construct(
                 **_ref(details[tid]),
-                kinds=sorted({e.kind for e in ev}, key=list(PathKind).index),
+                kinds=sorted({e.kind for e in ev}, key=_KIND_ORDER.__getitem__),
                 evidence=ev,
                 rolled_up_from=sorted(rolled.get(tid, [])),
             )
         )
     techniques = techniques[:limit]
-    software = [SoftwareUse(**r) for r in graph.read(Q.group_software, group_id=gid, limit=limit)]
-    campaigns = [
-        CampaignInfo(**r) for r in graph.read(Q.group_campaigns, group_id=gid, limit=limit)
-    ]
-    mitigations = [
-        MitigationRank(**r)
-        for r in graph.read(
-            Q.mitigations_for_techniques,
-            technique_ids=own_ids,
-            limit=limit,
-        )
-    ]
     return GroupProfile(
-        group_id=gid,
-        name=info["name"],
-        aliases=info["aliases"] or [],
-        description=info["description"] or "",
-        url=info["url"],
+        group_id=row["group_id"],
+        name=row["name"],
+        aliases=row["aliases"] or [],
+        description=row["description"] or "",
+        url=row["url"],
         resolved_note=resolved.note,
         filters={
             "kinds": [k.value for k in kinds],
             "platforms": platforms or [],
-            "domain": dom,
+            "domain": domain,
             "tactic": tactic,
             "rollup": rollup,
         },
         technique_count=len(techniques),
         techniques=techniques,
-        software=software,
-        campaigns=campaigns,
-        mitigations=mitigations,
+        software=[SoftwareUse(**r) for r in row["software"]],
+        campaigns=[CampaignInfo(**r) for r in row["campaigns"]],
+        mitigations=rank_mitigations(details, own_ids, limit=limit),
     )
 
 
@@ -364,6 +358,27 @@ def check_tactic(graph: Graph, tactic: str, *, domain: str | None = None) -> Non
     )
 
 
+def rank_mitigations(
+    details: dict[str, dict[str, Any]], technique_ids: list[str], *, limit: int
+) -> list[MitigationRank]:
+    """Mitigations addressing any of ``technique_ids``, ranked by how many they address."""
+    found: dict[str, tuple[dict[str, Any], set[str]]] = {}
+    for tid in technique_ids:
+        for m in details[tid]["mitigations"]:
+            found.setdefault(m["mitigation_id"], (m, set()))[1].add(tid)
+    ranked = sorted(found.items(), key=lambda kv: (-len(kv[1][1]), kv[0] or ""))
+    return [
+        MitigationRank(
+            mitigation_id=mid,
+            name=m["name"],
+            count=len(ts),
+            techniques=sorted(ts),
+            url=m["url"],
+        )
+        for mid, (m, ts) in ranked[:limit]
+    ]
+
+
 def _sort_key(details: dict[str, Any]) -> tuple[int, str]:
     orders = [o for o in details.get("tactic_orders") or [] if o is not None]
     return (min(orders) if orders else 99, details["technique_id"])
@@ -394,7 +409,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / union if union else 0.0
 
 
-@cached_answer
+@cached_answer(scopes=ACTOR_SCOPES)
 def compare_groups(
     graph: Graph,
     *,
@@ -412,19 +427,26 @@ def compare_groups(
     if len(ids) < 2:
         raise InvalidInput(f"the actors given are all the same group ({ids[0]})")
     names = {r.attack_id: r.name for r in resolved}
-    sets_by_group = group_technique_sets(
-        graph, ids, include_software=include_software, domain=domain
-    )
-    kinds = {g: sets_by_group.get(g, (names[g], {}))[1] for g in ids}
+    row = graph.read(
+        Q.compare_groups,
+        group_ids=ids,
+        kinds=path_kinds(include_software),
+        domain=_check_domain(domain),
+    )[0]
+    found = {
+        r["group_id"]: {t["technique_id"]: t["kinds"] for t in r["techniques"]}
+        for r in row["groups"]
+    }
+    kinds = {g: found.get(g, {}) for g in ids}
     sets = {g: set(k) for g, k in kinds.items()}
     all_t = set().union(*sets.values())
-    details = technique_details(graph, list(all_t))
+    details = {d["technique_id"]: d for d in row["details"]}
     common = set.intersection(*sets.values())
     unique = {
         g: sorted(s - set().union(*(sets[o] for o in ids if o != g))) for g, s in sets.items()
     }
     techniques = [
-        ComparedTechnique(
+        ComparedTechnique.model_construct(
             **_ref(details[t]),
             count=sum(1 for g in ids if t in sets[g]),
             of=len(ids),
@@ -453,7 +475,7 @@ def compare_groups(
     )
 
 
-@cached_answer
+@cached_answer(scopes=ACTOR_SCOPES)
 def similar_groups(
     graph: Graph,
     *,

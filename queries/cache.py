@@ -1,10 +1,18 @@
-"""Answers that depend only on the graph's data, reused until the data changes.
+"""Answers that depend only on the graph's data, reused until the data they read changes.
 
 ATT&CK changes twice a year and an organisation's imports change when someone imports; between
-two writes every question has the same answer. Every ttpgraph write transaction bumps one
-``(:GraphVersion {key: 'ttpgraph'})`` counter (``bump_graph_version``), and a cached answer is
-reused only while that counter is unchanged — checked with one small query per call, so API
-workers, CLI processes and the loader never see each other's stale answers.
+two writes every question has the same answer. Every ttpgraph write transaction bumps the one
+``(:GraphVersion {key: 'ttpgraph'})`` node (``bump_graph_version``): its global counter (the
+API's response cache keys on it) and the token of the **scope** it wrote — ``attack`` (a
+release load), ``intel`` (the organisation's intelligence), ``inventory:<name>`` (one
+inventory), ``threat_models``. A cached answer names the scopes it reads (an actor profile reads
+``attack`` and ``intel``; a gap analysis also its inventory) and is reused while their tokens
+are unchanged: importing an inventory leaves actor answers and other inventories' gaps cached.
+A write that names no scope changes every scoped answer. One small query per call reads the
+versions, so API workers, CLI processes and the loader never see each other's stale answers.
+
+Only whole answers are cached (no parts shared between questions): a miss costs the version
+read plus the uncached answer, never more.
 """
 
 from __future__ import annotations
@@ -13,30 +21,58 @@ import functools
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+ATTACK = "attack"
+INTEL = "intel"
+THREAT_MODELS = "threat_models"
+# What a write that names no scope changes: every scoped answer reads it too.
+OTHER = "other"
+# Scopes of the actor questions: ATT&CK, and the organisation's clusters that act as actors.
+ACTOR_SCOPES = (ATTACK, INTEL)
+
 BUMP_QUERY = (
     "MERGE (v:GraphVersion {key: 'ttpgraph'}) "
     "SET v.value = coalesce(v.value, 0) + 1, v.token = randomUUID(), "
-    "v.changed_at = toString(datetime())"
+    "v.changed_at = toString(datetime()), v[$scope] = randomUUID()"
 )
 
 
-def bump_graph_version(tx: Any) -> None:
-    """Call inside every write transaction that changes what questions answer."""
-    tx.run(BUMP_QUERY).consume()
+def inventory_scope(name: str) -> str:
+    return f"inventory:{name}"
+
+
+def bump_graph_version(tx: Any, scope: str | None = None) -> None:
+    """Call inside every write transaction that changes what questions answer, naming what it
+    wrote (``attack``, ``intel``, ``inventory:<name>``, ``threat_models``)."""
+    tx.run(BUMP_QUERY, scope="scope:" + (scope or OTHER)).consume()
+
+
+def read_versions(graph: Any) -> dict[str, Any]:
+    """The version node's properties (one small read); empty before the first write."""
+    from .catalog import Q
+
+    rows = graph.read(Q.graph_version)
+    return (rows[0]["versions"] or {}) if rows else {}
+
+
+def stamp_of(versions: dict[str, Any], scopes: Iterable[str] | None) -> Hashable:
+    """What a cached answer reading ``scopes`` (None: everything) is valid for."""
+    if scopes is None:
+        return ("*", versions.get("value"), versions.get("token"))
+    return tuple(versions.get("scope:" + s) for s in (*scopes, OTHER))
 
 
 class AnswerCache:
-    """A small LRU of answers keyed on (question, arguments), valid for one graph version."""
+    """A small LRU of answers keyed on (question, arguments), each kept with the versions of
+    the scopes it read."""
 
     def __init__(self, maxsize: int = 256) -> None:
         self.maxsize = maxsize
-        self._data: OrderedDict[Hashable, Any] = OrderedDict()
-        self._stamp: Any = object()
+        self._data: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -47,24 +83,20 @@ class AnswerCache:
         with self._lock:
             self._data.clear()
 
-    def get_or_compute(self, stamp: Any, key: Hashable, compute: Callable[[], T]) -> T:
-        if not self.enabled:
-            return compute()
+    def get_or_compute(self, stamp: Hashable, key: Hashable, compute: Callable[[], T]) -> T:
         with self._lock:
-            if stamp != self._stamp:
-                self._data.clear()
-                self._stamp = stamp
-            if key in self._data:
+            entry = self._data.get(key)
+            if entry is not None and entry[0] == stamp:
                 self._data.move_to_end(key)
                 self.hits += 1
-                return self._data[key]  # type: ignore[no-any-return]
+                return entry[1]  # type: ignore[no-any-return]
         value = compute()
         with self._lock:
-            if stamp == self._stamp:
-                self.misses += 1
-                self._data[key] = value
-                while len(self._data) > self.maxsize:
-                    self._data.popitem(last=False)
+            self.misses += 1
+            self._data[key] = (stamp, value)
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
         return value
 
 
@@ -72,6 +104,8 @@ def freeze(value: Any) -> Hashable:
     """A hashable form of call arguments (lists, dicts and enums included)."""
     if isinstance(value, dict):
         return tuple(sorted((k, freeze(v)) for k, v in value.items()))
+    if hasattr(value, "model_dump"):  # a pydantic model (priority weights)
+        return (type(value).__name__, freeze(value.model_dump()))
     if isinstance(value, (list, tuple, set, frozenset)):
         items = [freeze(v) for v in value]
         return (
@@ -82,38 +116,21 @@ def freeze(value: Any) -> Hashable:
     return value  # type: ignore[no-any-return]
 
 
-def graph_stamp(graph: Any) -> Any:
-    """The graph's data version (one small read): cached answers are valid while it is
-    unchanged."""
-    from .catalog import Q
+def cached_answer(
+    fn: Callable[..., T] | None = None,
+    *,
+    scopes: Callable[[dict[str, Any]], Iterable[str]] | Iterable[str] | None = None,
+) -> Any:
+    """Decorate a service ``fn(graph, **kwargs)`` so its answer is reused while the scopes it
+    reads are unchanged. ``scopes``: a list, or a function of the keyword arguments (a gap
+    analysis reads its inventory's scope); None reads everything."""
 
-    rows = graph.read(Q.graph_version)
-    return (rows[0]["value"], rows[0]["token"]) if rows else None
+    def decorate(f: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(f)
+        def wrapper(graph: Any, **kwargs: Any) -> T:
+            which = scopes(kwargs) if callable(scopes) else scopes
+            return graph.cached(f.__qualname__, kwargs, lambda: f(graph, **kwargs), scopes=which)  # type: ignore[no-any-return]
 
+        return wrapper
 
-def memo(graph: Any, stamp: Any, key: Hashable, compute: Callable[[], T]) -> T:
-    """``compute()``, reused by every caller at the same graph version (read-only!)."""
-    return graph.cache.get_or_compute(stamp, key, compute)  # type: ignore[no-any-return]
-
-
-def cached_answer(fn: Callable[..., T]) -> Callable[..., T]:
-    """Decorate a service ``fn(graph, **kwargs)`` so its answer is reused per graph version."""
-
-    @functools.wraps(fn)
-    def wrapper(graph: Any, **kwargs: Any) -> T:
-        return graph.cached(fn.__qualname__, kwargs, lambda: fn(graph, **kwargs))  # type: ignore[no-any-return]
-
-    return wrapper
-
-
-def cached_service(fn: Callable[..., T]) -> Callable[..., T]:
-    """Like :func:`cached_answer` for a service ``fn(graph, *, stamp, **kwargs)`` that also
-    memoises parts of its work (with :func:`memo`) under the same graph version."""
-
-    @functools.wraps(fn)
-    def wrapper(graph: Any, **kwargs: Any) -> T:
-        stamp = graph_stamp(graph)
-        key = (fn.__qualname__, freeze(kwargs))
-        return memo(graph, stamp, key, lambda: fn(graph, stamp=stamp, **kwargs))
-
-    return wrapper
+    return decorate(fn) if fn is not None else decorate

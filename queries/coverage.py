@@ -24,16 +24,15 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from .actors import path_kinds
-from .cache import cached_service, freeze, memo
+from .cache import ACTOR_SCOPES, ATTACK, cached_answer, inventory_scope
 from .catalog import Q
-from .errors import InvalidInput, NotFound
+from .errors import InvalidInput, NotFound, TtpgraphError
 from .graph import Graph
+from .kinds import TelemetryLevel, path_kinds
 from .resolve import resolve_groups
 
 T = TypeVar("T")
@@ -44,11 +43,6 @@ BAR_WIDTH = 10
 PARTIAL_FACTOR = 0.5
 
 # ---------------------------------------------------------------- models
-
-
-class TelemetryLevel(StrEnum):
-    log_source = "log_source"
-    data_component = "data_component"
 
 
 class PriorityWeights(BaseModel):
@@ -385,43 +379,18 @@ def _releases(graph: Graph) -> dict[str, Any]:
     return {r["domain"]: r["version"] for r in graph.read(Q.releases, limit=100)}
 
 
-# Answers depend only on the graph's data: every ttpgraph write bumps the graph version, so an
-# answer (or a part of one: technique facts for the release, an inventory's rules) computed at
-# one version is reused until the next write. One version check per call: cached_service, memo
-# and graph_stamp live in queries.cache.
+def gap_scopes(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """What a gap analysis (and what builds on it) reads: ATT&CK, the organisation's clusters,
+    and its inventory — another inventory's import leaves its answer cached."""
+    inventory = kwargs.get("inventory")
+    name = inventory.strip() if isinstance(inventory, str) else ""
+    return (*ACTOR_SCOPES, inventory_scope(name))
 
 
-def _technique_facts(
-    graph: Graph, stamp: Any, ids: list[str], include_software: bool
-) -> dict[str, dict[str, Any]]:
-    """Facts of ``ids``: with the cache on, those of every technique, once per version."""
-
-    def fetch(wanted: list[str]) -> dict[str, dict[str, Any]]:
-        rows = graph.read(
-            Q.coverage_technique_facts, technique_ids=wanted, include_software=include_software
-        )
-        return {r["technique_id"]: r for r in rows}
-
+def _inventory_rules(graph: Graph, inventory: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """technique id -> {rules, partial_rules, via}: the inventory's rules covering ``ids``."""
     if not ids:
         return {}
-    if graph.cache.enabled:
-        return memo(graph, stamp, ("technique_facts", include_software), lambda: fetch([]))
-    return fetch(ids)
-
-
-def _inventory_rules(
-    graph: Graph, stamp: Any, inventory: str, ids: list[str]
-) -> dict[str, dict[str, Any]]:
-    """Rules covering ``ids``: with the cache on, the inventory's whole map, once per version."""
-
-    def fetch_all() -> dict[str, dict[str, Any]]:
-        rows = graph.read(Q.coverage_inventory_rule_map, inventory=inventory)
-        return {r["technique_id"]: r for r in rows}
-
-    if not ids:
-        return {}
-    if graph.cache.enabled:
-        return memo(graph, stamp, ("inventory_rules", inventory), fetch_all)
     rows = graph.read(Q.coverage_rules_for_techniques, inventory=inventory, technique_ids=ids)
     return {r["technique_id"]: r for r in rows}
 
@@ -551,14 +520,13 @@ def inventory_rules(
     ]
 
 
-@cached_service
+@cached_answer(scopes=lambda kw: (ATTACK, gap_scopes(kw)[-1]))
 def inventory_coverage(
     graph: Graph,
     *,
     inventory: str,
     domain: str | None = None,
     limit: int = 100_000,
-    stamp: Any = None,
 ) -> InventoryCoverage:
     """Every current technique the inventory covers: its rules, tactics, and whether only
     partially (rules on its parent or sub-techniques only)."""
@@ -643,6 +611,7 @@ def _reasons(
     return reasons
 
 
+@cached_answer(scopes=gap_scopes)
 def gap_analysis(
     graph: Graph,
     *,
@@ -662,60 +631,66 @@ def gap_analysis(
     ``partial_counts_as_covered`` counts techniques covered only through their parent or
     sub-techniques as covered.
     """
-    return _gap_analysis(
-        graph,
-        actors=actors,
-        inventory=inventory,
-        platforms=platforms,
-        domain=domain,
-        include_software=include_software,
-        partial_counts_as_covered=partial_counts_as_covered,
-        weights=weights.model_dump() if weights is not None else None,
+    if not isinstance(inventory, str) or not inventory.strip():
+        raise InvalidInput("inventory: give the name of an imported inventory")
+    dom = check_domain(domain)
+    plats = _platforms(platforms)
+    w = (weights or PriorityWeights()).normalised()
+    try:
+        refs = resolve_actors(graph, actors)
+    except TtpgraphError:
+        _check_inventory(graph, inventory)  # a missing inventory is named first
+        raise
+    row = graph.read(
+        Q.gap_analysis,
+        group_ids=[a.group_id for a in refs],
+        kinds=path_kinds(include_software),
+        domain=dom,
+        platforms=plats,
+        inventory=inventory.strip(),
+    )[0]
+    if row["inventory"] is None:
+        _check_inventory(graph, inventory)
+    ids = [t["technique_id"] for t in row["techniques"]]
+    return shape_gaps(
+        row,
+        _inventory_rules(graph, row["inventory"], ids),
+        refs=refs,
+        weights=w,
+        filters={
+            "platforms": plats,
+            "domain": dom,
+            "include_software": include_software,
+            "partial_counts_as_covered": partial_counts_as_covered,
+        },
     )
 
 
-@cached_service
-def _gap_analysis(
-    graph: Graph,
+def shape_gaps(
+    row: dict[str, Any],
+    rules: dict[str, dict[str, Any]],
     *,
-    stamp: Any,
-    actors: list[str] | dict[str, float],
-    inventory: str,
-    platforms: list[str] | None,
-    domain: str | None,
-    include_software: bool,
-    partial_counts_as_covered: bool,
-    weights: dict[str, float] | None,
+    refs: list[ActorRef],
+    weights: dict[str, float],
+    filters: dict[str, Any],
 ) -> GapAnalysis:
-    info = memo(graph, stamp, ("inventory", inventory), lambda: _check_inventory(graph, inventory))
-    dom = check_domain(domain)
-    plats = _platforms(platforms)
-    w = PriorityWeights(**(weights or {})).normalised()
-    refs = memo(graph, stamp, ("actors", freeze(actors)), lambda: resolve_actors(graph, actors))
+    """``gap_analysis``'s row and the inventory's rules per technique as the ranked answer."""
+    partial_counts_as_covered = filters["partial_counts_as_covered"]
+    dom = filters["domain"]
+    w = weights
     weight_of = {a.group_id: a.weight for a in refs}
     names = {a.group_id: a.name for a in refs}
     total_weight = sum(weight_of.values())
     weighted = len({a.weight for a in refs}) > 1
-    tm_rows = graph.read(
-        Q.coverage_threat_model,
-        group_ids=list(weight_of),
-        kinds=path_kinds(include_software),
-        domain=dom,
-        platforms=plats,
-    )
-    ids = [r["technique_id"] for r in tm_rows]
-    all_facts = _technique_facts(graph, stamp, ids, include_software)
-    facts = {t: all_facts[t] for t in ids if t in all_facts}
-    rules = _inventory_rules(graph, stamp, info["name"], ids)
-    max_groups = max((f["groups_using"] for f in facts.values()), default=0) or 1
+    prevalence = dict(map(tuple, row["prevalence"]))
+    total_groups = row["total_groups"]
+    facts = {t["technique_id"]: t for t in row["techniques"]}
+    max_groups = max((prevalence.get(t, 0) for t in facts), default=0) or 1
     techniques: list[GapTechnique] = []
-    for row in tm_rows:
-        tid = row["technique_id"]
-        f = facts.get(tid)
-        if f is None:
-            continue
-        users = sorted({a["group_id"] for a in row["actors"]})
-        kinds = {a["group_id"]: sorted(a["kinds"]) for a in row["actors"]}
+    for tid, f in facts.items():
+        groups_using = prevalence.get(tid, 0)
+        users = sorted({a["group_id"] for a in f["actors"]})
+        kinds = {a["group_id"]: sorted(a["kinds"]) for a in f["actors"]}
         actor_weight = sum(weight_of.get(g, 0.0) for g in users)
         cov = rules.get(tid, {})
         full = cov.get("rules") or []
@@ -731,7 +706,7 @@ def _gap_analysis(
             position = 0.0
         factors = {
             "actor_usage": actor_weight / total_weight if total_weight else 0.0,
-            "prevalence": f["groups_using"] / max_groups,
+            "prevalence": groups_using / max_groups,
             "detectability": 1.0 if (f["analytics"] or f["data_components"]) else 0.0,
             "tactic_position": position,
             "mitigations": 1.0 / (1 + f["mitigations"]),
@@ -746,9 +721,15 @@ def _gap_analysis(
             )
             if not partial_counts_as_covered:
                 score *= PARTIAL_FACTOR
-        fx = {**f, "actors": users, "actor_weight": actor_weight}
+        fx = {
+            **f,
+            "groups_using": groups_using,
+            "total_groups": total_groups,
+            "actors": users,
+            "actor_weight": actor_weight,
+        }
         techniques.append(
-            GapTechnique(
+            GapTechnique.model_construct(
                 technique_id=tid,
                 name=f["name"],
                 is_subtechnique=bool(f["is_subtechnique"]),
@@ -766,8 +747,8 @@ def _gap_analysis(
                 actors=users,
                 kinds=kinds,
                 actor_weight=round(actor_weight, 4),
-                groups_using=f["groups_using"],
-                total_groups=f["total_groups"],
+                groups_using=groups_using,
+                total_groups=total_groups,
                 detection_strategies=f["detection_strategies"],
                 analytics=f["analytics"],
                 data_components=f["data_components"],
@@ -789,19 +770,16 @@ def _gap_analysis(
         {d for t in techniques for d in (facts[t.technique_id]["tactic_domains"] or t.domains)}
         | ({dom} if dom else set())
     )
-    tactics = _tactic_rows(graph, stamp, techniques, facts, domains)
+    tactics = _tactic_rows(techniques, facts, [r for r in row["tactics"] if r["domain"] in domains])
     covered_n = sum(1 for t in techniques if t.covered)
-    releases = memo(graph, stamp, ("releases",), lambda: _releases(graph))
-    mapped, warnings = mapping_warnings(info, releases, dom)
+    releases = {r["domain"]: r["version"] for r in row["releases"]}
+    mapped, warnings = mapping_warnings(
+        {"name": row["inventory"], "releases": row["inventory_releases"]}, releases, dom
+    )
     return GapAnalysis(
-        inventory=info["name"],
+        inventory=row["inventory"],
         actors=refs,
-        filters={
-            "platforms": plats,
-            "domain": dom,
-            "include_software": include_software,
-            "partial_counts_as_covered": partial_counts_as_covered,
-        },
+        filters=filters,
         weights={k: round(v, 4) for k, v in w.items()},
         releases=releases,
         inventory_releases=mapped,
@@ -817,14 +795,10 @@ def _gap_analysis(
 
 
 def _tactic_rows(
-    graph: Graph,
-    stamp: Any,
     techniques: list[GapTechnique],
     facts: dict[str, dict[str, Any]],
-    domains: list[str],
+    matrix: list[dict[str, Any]],
 ) -> list[TacticCoverage]:
-    if not domains:
-        return []
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for t in techniques:
         tactic_domains = facts[t.technique_id]["tactic_domains"] or []
@@ -833,12 +807,6 @@ def _tactic_rows(
             c[0] += 1
             c[1] += int(t.covered)
             c[2] += int(t.partial)
-    matrix = memo(
-        graph,
-        stamp,
-        ("tactics", tuple(domains)),
-        lambda: graph.read(Q.coverage_tactics, domains=domains),
-    )
     rows = []
     for r in matrix:
         total, covered, partial = counts.get((r["domain"], r["shortname"]), [0, 0, 0])
@@ -881,14 +849,11 @@ def telemetry_rows(
     """(v18 rows: technique, strategy, analytic, log source, data component; v17 rows)."""
     if not technique_ids:
         return [], []
-    v18 = graph.read(
-        Q.telemetry_log_sources, technique_ids=technique_ids, platforms=platforms, limit=1_000_000
-    )
-    v17 = graph.read(Q.telemetry_data_components_v17, technique_ids=technique_ids, limit=1_000_000)
-    return v18, v17
+    row = graph.read(Q.telemetry_sources, technique_ids=technique_ids, platforms=platforms)[0]
+    return row["v18"], row["v17"]
 
 
-@cached_service
+@cached_answer(scopes=gap_scopes)
 def prioritize_telemetry(
     graph: Graph,
     *,
@@ -901,7 +866,6 @@ def prioritize_telemetry(
     level: TelemetryLevel | str = TelemetryLevel.log_source,
     collected: list[str] | None = None,
     limit: int = 20,
-    stamp: Any = None,
 ) -> TelemetryPlan:
     """Which telemetry to collect first to close the threat model's gaps: greedy marginal gain
     (each step the source that lets you detect the most actor-weighted gap techniques not yet
@@ -932,8 +896,10 @@ def prioritize_telemetry(
     kind: dict[str, str] = {}
     dcs: dict[str, set[str]] = defaultdict(set)
     from_v17: set[str] = set()
+    rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)  # each step reads its own
     for r in v18:
         key = r["log_source"] if lvl == TelemetryLevel.log_source else r["data_component"]
+        rows_of[key].append(r)
         reach[key].add(r["technique_id"])
         kind[key] = lvl.value
         dcs[key].add(r["data_component"])
@@ -982,7 +948,7 @@ def prioritize_telemetry(
                 covered_after=covered,
                 coverage_before=pct(before, ga.total),
                 coverage_after=pct(covered, ga.total),
-                analytics=_step_analytics(v18, best, set(gained), lvl),
+                analytics=_step_analytics(rows_of.get(best, []), best, set(gained), lvl),
                 v17=best in from_v17,
             )
         )

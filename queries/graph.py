@@ -7,13 +7,18 @@ and the read-only Cypher endpoint (whose rules live in ``queries.user_cypher``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import neo4j
-from neo4j import AsyncGraphDatabase, GraphDatabase, RoutingControl
-from neo4j.exceptions import (
+from .lazy import import_driver
+
+import_driver()
+
+import neo4j  # noqa: E402
+import neo4j.graph  # noqa: E402
+from neo4j import AsyncGraphDatabase, GraphDatabase, RoutingControl  # noqa: E402
+from neo4j.exceptions import (  # noqa: E402
     AuthError,
     ClientError,
     ConnectionAcquisitionTimeoutError,
@@ -23,9 +28,9 @@ from neo4j.exceptions import (
     TransientError,
 )
 
-from .cache import AnswerCache, freeze, graph_stamp
-from .errors import TtpgraphError, Unavailable
-from .settings import Settings, get_settings
+from .cache import AnswerCache, freeze, read_versions, stamp_of  # noqa: E402
+from .errors import TtpgraphError, Unavailable  # noqa: E402
+from .settings import Settings, get_settings  # noqa: E402
 
 T = TypeVar("T")
 
@@ -107,7 +112,7 @@ class Graph:
             records, _, _ = self.driver.execute_query(
                 self._query(query), params, database_=self.database, routing_=RoutingControl.READ
             )
-        return [r.data() for r in records]
+        return rows(records)
 
     def write(self, query: str, **params: Any) -> list[dict[str, Any]]:
         """Run a write query (auto-retried on transient errors); rows as dicts."""
@@ -115,18 +120,46 @@ class Graph:
             records, _, _ = self.driver.execute_query(
                 self._query(query), params, database_=self.database, routing_=RoutingControl.WRITE
             )
-        return [r.data() for r in records]
+        return rows(records)
 
-    def cached(self, question: str, args: dict[str, Any], compute: Callable[[], T]) -> T:
-        """``compute()``'s answer, reused until the graph's data version changes.
-
-        Answers are shared between callers: treat them as read-only.
+    def cached(
+        self,
+        question: str,
+        args: dict[str, Any],
+        compute: Callable[[], T],
+        *,
+        scopes: Iterable[str] | None = None,
+    ) -> T:
+        """``compute()``'s answer, reused while the scopes it reads (``queries.cache``; None:
+        everything) are unchanged. Answers are shared between callers: treat them as read-only.
         """
-        return self.cache.get_or_compute(graph_stamp(self), (question, freeze(args)), compute)
+        if not self.cache.enabled:
+            return compute()
+        stamp = stamp_of(read_versions(self), scopes)
+        return self.cache.get_or_compute(stamp, (question, freeze(args)), compute)
 
     def ping(self) -> None:
         with neo4j_errors():
             self.driver.verify_connectivity()
+
+
+# Values Record.data() turns into dicts and lists; anything else comes out of dict(record) as is.
+_GRAPH_TYPES = (neo4j.graph.Node, neo4j.graph.Relationship, neo4j.graph.Path)
+
+
+def rows(records: list[neo4j.Record]) -> list[dict[str, Any]]:
+    """Records as dicts. ``dict(record)`` costs a fraction of ``Record.data()`` (which walks
+    every nested value); ``data()`` only for rows holding nodes, relationships or paths, which
+    it turns into plain dicts and lists."""
+    if not records:
+        return []
+    if any(
+        isinstance(v, _GRAPH_TYPES)
+        or (isinstance(v, list) and v and isinstance(v[0], _GRAPH_TYPES))
+        for v in records[0].values()
+    ):
+        return [r.data() for r in records]
+    return [dict(r) for r in records]
 
 
 # ---------------------------------------------------------------- errors
@@ -221,7 +254,7 @@ class AsyncGraph:
             records, _, _ = await self.driver.execute_query(
                 text, params, database_=self.database, routing_=RoutingControl.READ
             )
-        return [r.data() for r in records]
+        return rows(records)
 
     async def ping(self) -> None:
         with neo4j_errors():

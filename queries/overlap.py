@@ -24,19 +24,23 @@ import math
 from collections import Counter
 from enum import StrEnum
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import BaseModel, Field
 
 from .actors import _check_domain, group_technique_sets
 from .cache import cached_answer
 from .errors import InvalidInput, TtpgraphError
 from .graph import Graph
+from .kinds import DEFAULT_SEED, DEFAULT_THRESHOLDS, Metric
+from .lazy import lazy_module
 from .resolve import resolve_group
 
-DEFAULT_SEED = 42
-DEFAULT_THRESHOLDS = {"jaccard": 0.2, "shared": 20.0}
+if TYPE_CHECKING:
+    import networkx as nx
+else:
+    nx = lazy_module("networkx")  # imported when a network is built, not with the module
+
 MAX_DEPTH = 3
 # Colours for communities (Okabe-Ito, then Tableau 10): readable on white, colour-blind safe first.
 PALETTE = (
@@ -44,11 +48,6 @@ PALETTE = (
     "#4E79A7", "#F28E2B", "#59A14F", "#EDC948", "#B07AA1", "#FF9DA7", "#9C755F",
 )  # fmt: skip
 NO_COMMUNITY_COLOR = "#BAB0AC"
-
-
-class Metric(StrEnum):
-    jaccard = "jaccard"
-    shared = "shared"
 
 
 class ExportFormat(StrEnum):

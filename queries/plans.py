@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, Field
 
+from .cache import cached_answer
 from .catalog import Q
 from .coverage import (
     ActorRef,
@@ -32,8 +33,8 @@ from .coverage import (
     TelemetryLevel,
     TelemetryPlan,
     _platforms,
-    cached_service,
     gap_analysis,
+    gap_scopes,
     inventory_info,
     now_iso,
     pct,
@@ -309,7 +310,7 @@ def _plan_gap(
     )
 
 
-@cached_service
+@cached_answer(scopes=gap_scopes)
 def remediation_plan(
     graph: Graph,
     *,
@@ -320,7 +321,6 @@ def remediation_plan(
     include_software: bool = False,
     partial_counts_as_covered: bool = False,
     per_tier: int = 10,
-    stamp: Any = None,
 ) -> RemediationPlan:
     """The gaps by priority in three tiers (30, 60, 90 days; ``per_tier`` each), each gap with
     the data and log sources that show it, ATT&CK's detection approach and an effort estimate;

@@ -84,8 +84,7 @@ def _resolve(
 def resolve_group(graph: Graph, text: str) -> Resolved:
     """ATT&CK id (G0016), name (APT29) or alias (Cozy Bear), case-insensitive; failing that, a
     cluster of the organisation (STIX id, name, alias: its ``attack_id`` is the STIX id)."""
-    rows = graph.read(Q.group_candidates, include_retired=True)
-    return _group_or_cluster(graph, rows, text)
+    return resolve_groups(graph, [text])[0]
 
 
 def resolve_software(graph: Graph, text: str) -> Resolved:
@@ -101,9 +100,39 @@ def resolve_technique(graph: Graph, text: str) -> Resolved:
 
 
 def resolve_groups(graph: Graph, texts: list[str]) -> list[Resolved]:
-    """Several groups at once (one query), each resolved as ``resolve_group`` does."""
-    rows = graph.read(Q.group_candidates, include_retired=True)
-    return [_group_or_cluster(graph, rows, t) for t in texts]
+    """Several groups at once, each resolved as ``resolve_group`` says.
+
+    One query through the indexes (ATT&CK ids; names and aliases by full-text phrase) finds
+    the candidates; a text they do not answer exactly goes the long way — every group, the
+    organisation's clusters, close matches — so the answer and the message are the same."""
+    rows = graph.read(Q.group_lookup, **_lookup_params(texts))
+    every: list[dict[str, Any]] | None = None
+    out = []
+    for text in texts:
+        try:
+            out.append(_resolve(rows, text, kind="group", id_pattern=GROUP_ID))
+        except NotFound:
+            if every is None:
+                every = graph.read(Q.group_candidates, include_retired=True)
+            out.append(_group_or_cluster(graph, every, text))
+    return out
+
+
+def _lookup_params(texts: list[str]) -> dict[str, list[str]]:
+    """``group_lookup``'s parameters: ATT&CK ids, and for the rest a Lucene phrase on names and
+    aliases (only ``\\`` and ``"`` mean something inside a phrase). Texts ``_resolve`` refuses
+    are left out: it names them."""
+    ids: list[str] = []
+    phrases: list[str] = []
+    for text in texts:
+        if not isinstance(text, str) or not text.strip() or len(text) > 200:
+            continue
+        if GROUP_ID.match(text.strip()):
+            ids.append(text.strip().upper())
+        else:
+            phrase = _norm(text).replace("\\", "\\\\").replace('"', '\\"')
+            phrases.append(f'name:"{phrase}" OR aliases_text:"{phrase}"')
+    return {"ids": ids, "phrases": phrases}
 
 
 def _group_or_cluster(graph: Graph, rows: list[dict[str, Any]], text: str) -> Resolved:

@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # Response cache per worker: 200 answers kept until the graph's data version changes.
     ttpgraph_response_cache: bool = True
     ttpgraph_response_cache_mb: int = 64
+    # Plan the catalog before serving (queries/warm.py), at most this many seconds; once per
+    # Neo4j start and process. TTPGRAPH_WARM_UP=false serves at once.
+    ttpgraph_warm_up: bool = True
+    ttpgraph_warm_up_seconds: float = 60.0
 
     @classmethod
     def settings_customise_sources(

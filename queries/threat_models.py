@@ -30,7 +30,7 @@ from typing import Any
 from neo4j import ManagedTransaction
 from pydantic import BaseModel, Field
 
-from .cache import bump_graph_version
+from .cache import THREAT_MODELS, bump_graph_version
 from .catalog import Q
 from .coverage import (
     _check_inventory,
@@ -195,7 +195,7 @@ def save_threat_model(
         tx.run(_SAVE, props=props, now=now).consume()
         for stmt in _LINKS:
             tx.run(stmt, name=name, actors=included, inventory=inv).consume()
-        bump_graph_version(tx)
+        bump_graph_version(tx, THREAT_MODELS)
 
     with neo4j_errors(), graph.driver.session(database=graph.database) as session:
         session.run(SCHEMA).consume()
@@ -210,7 +210,7 @@ def delete_threat_model(graph: Graph, name: str) -> None:
 
     def work(tx: ManagedTransaction) -> None:
         tx.run(_DELETE, name=check_name(name)).consume()
-        bump_graph_version(tx)
+        bump_graph_version(tx, THREAT_MODELS)
 
     with neo4j_errors(), graph.driver.session(database=graph.database) as session:
         session.execute_write(work)

@@ -11,7 +11,7 @@ from queries import actors
 from queries.actors import PathKind
 from queries.resolve import resolve_group, resolve_software, resolve_technique
 
-from ..deps import ActorList, CursorQuery, GraphDep, actor_error, paginate
+from ..deps import ActorList, CursorQuery, GraphDep, actor_error, model_response, paginate
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["actors"], responses=PROBLEM_RESPONSES)
@@ -66,7 +66,11 @@ def get_group(graph: GraphDep, group: ActorPath) -> ResolvedName:
     return ResolvedName(**resolve_group(graph, group).__dict__)
 
 
-@router.get("/groups/{group}/profile", summary="Every technique a group is tied to, and how")
+@router.get(
+    "/groups/{group}/profile",
+    summary="Every technique a group is tied to, and how",
+    response_model=actors.GroupProfile,
+)
 def group_profile(
     graph: GraphDep,
     group: ActorPath,
@@ -78,43 +82,55 @@ def group_profile(
     tactic: Annotated[str | None, Query(description="shortname or name", max_length=80)] = None,
     rollup: Annotated[bool, Query(description="merge sub-techniques into parents")] = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-) -> actors.GroupProfile:
-    return actors.profile_group(
-        graph,
-        group=group,
-        kinds=kind,
-        platforms=platform,
-        domain=domain,
-        tactic=tactic,
-        rollup=rollup,
-        limit=limit,
+) -> Response:
+    return model_response(
+        actors.profile_group(
+            graph,
+            group=group,
+            kinds=kind,
+            platforms=platform,
+            domain=domain,
+            tactic=tactic,
+            rollup=rollup,
+            limit=limit,
+        )
     )
 
 
-@router.get("/groups/{group}/similar", summary="Groups most similar to this one (Jaccard)")
+@router.get(
+    "/groups/{group}/similar",
+    summary="Groups most similar to this one (Jaccard)",
+    response_model=actors.Similarity,
+)
 def group_similar(
     graph: GraphDep,
     group: ActorPath,
     include_software: IncludeSoftware = False,
     domain: Domain = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
-) -> actors.Similarity:
-    return actors.similar_groups(
-        graph, group=group, include_software=include_software, domain=domain, limit=limit
+) -> Response:
+    return model_response(
+        actors.similar_groups(
+            graph, group=group, include_software=include_software, domain=domain, limit=limit
+        )
     )
 
 
-@router.get("/compare", summary="Compare 2 to 50 actors: shared, unique, k-of-N, Jaccard")
+@router.get(
+    "/compare",
+    summary="Compare 2 to 50 actors: shared, unique, k-of-N, Jaccard",
+    response_model=actors.Comparison,
+)
 def compare(
     graph: GraphDep,
     actor: ActorList,
     include_software: IncludeSoftware = False,
     domain: Domain = None,
-) -> actors.Comparison:
+) -> Response:
     if len(actor) < 2:
         raise actor_error(f"compare needs 2 to {actors.MAX_ACTORS} actors, got 1", "too_short")
-    return actors.compare_groups(
-        graph, groups=actor, include_software=include_software, domain=domain
+    return model_response(
+        actors.compare_groups(graph, groups=actor, include_software=include_software, domain=domain)
     )
 
 

@@ -21,10 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from queries.errors import NotFound
 
-DOCS_URL = "/docs"
-REDOC_URL = "/redoc"
-OAUTH2_REDIRECT_URL = DOCS_URL + "/oauth2-redirect"
-ASSETS_PREFIX = DOCS_URL + "/assets/"
+from ..paths import ASSETS_PREFIX, DOCS_URL, OAUTH2_REDIRECT_URL, REDOC_URL
 
 _TYPES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",

@@ -1,0 +1,95 @@
+"""Floors: for each question the benchmarks time, the simplest hand-written Cypher query that
+computes the same core in one round trip. A service is judged by its ratio to its floor, timed
+in the same run on the same server (see ``bench_answers``).
+
+The floors take ATT&CK ids (no name resolution), skip what only formats the answer (reasons,
+matrix rows, citations' shape), and follow the same paths: direct USES, campaigns attributed to
+the group, and (profile) software, its own and its campaigns'.
+"""
+
+from __future__ import annotations
+
+# 5-actor gap analysis: each technique of the threat model with who uses it, the inventory's
+# rules on it, how many groups use it, detection strategies, mitigations and its first tactic.
+GAPS = """
+MATCH (g:Group) WHERE g.attack_id IN $group_ids
+CALL (g) {
+  MATCH (g)-[:USES]->(t:Technique) RETURN t
+  UNION
+  MATCH (g)<-[:ATTRIBUTED_TO]-(:Campaign)-[:USES]->(t:Technique) RETURN t
+}
+WITH t, collect(g.attack_id) AS actors
+WHERE NOT t.revoked AND NOT t.deprecated
+RETURN t.attack_id AS technique_id, actors,
+       [(:Inventory {name: $inventory})-[:HAS_RULE]->(r:DetectionRule)-[:COVERS]->(t) | r.name]
+         AS rules,
+       COUNT { (x:Group)-[:USES]->(t) } AS groups_using,
+       COUNT { (:DetectionStrategy)-[:DETECTS]->(t) } AS strategies,
+       COUNT { (:Mitigation)-[:MITIGATES]->(t) } AS mitigations,
+       [(t)-[:IN_TACTIC]->(:Tactic)<-[o:HAS_TACTIC]-(:Matrix) | o.order] AS orders
+"""
+
+# Telemetry for 4 actors: the threat model's techniques no rule of the inventory covers, and the
+# v18 log sources that show them.
+TELEMETRY = """
+MATCH (g:Group) WHERE g.attack_id IN $group_ids
+CALL (g) {
+  MATCH (g)-[:USES]->(t:Technique) RETURN t
+  UNION
+  MATCH (g)<-[:ATTRIBUTED_TO]-(:Campaign)-[:USES]->(t:Technique) RETURN t
+}
+WITH DISTINCT t
+WHERE NOT t.revoked AND NOT t.deprecated
+  AND NOT EXISTS { (:Inventory {name: $inventory})-[:HAS_RULE]->(:DetectionRule)-[:COVERS]->(t) }
+MATCH (t)<-[:DETECTS]-(:DetectionStrategy)-[:HAS_ANALYTIC]->(a:Analytic)
+      -[:USES_LOG_SOURCE]->(l:LogSource)
+RETURN l.name AS log_source, collect(DISTINCT t.attack_id) AS techniques,
+       collect(DISTINCT a.attack_id) AS analytics
+"""
+
+# APT29's profile: every technique with how we know (procedure text and citations), its name,
+# parent and tactics.
+PROFILE = """
+MATCH (g:Group {attack_id: $group_id})
+CALL (g) {
+  MATCH (g)-[u:USES]->(t:Technique) RETURN t, 'direct' AS kind, null AS via, u
+  UNION ALL
+  MATCH (g)-[:USES]->(s:Software)-[u:USES]->(t:Technique)
+  RETURN t, 'software' AS kind, s.attack_id AS via, u
+  UNION ALL
+  MATCH (g)<-[:ATTRIBUTED_TO]-(c:Campaign)-[:USES]->(s:Software)-[u:USES]->(t:Technique)
+  RETURN t, 'software' AS kind, s.attack_id AS via, u
+  UNION ALL
+  MATCH (g)<-[:ATTRIBUTED_TO]-(c:Campaign)-[u:USES]->(t:Technique)
+  RETURN t, 'campaign' AS kind, c.attack_id AS via, u
+}
+WITH t, collect({kind: kind, via: via, procedure: u.description, citations: u.citations})
+     AS evidence
+OPTIONAL MATCH (t)-[:SUBTECHNIQUE_OF]->(p:Technique)
+RETURN t.attack_id AS technique_id, t.name AS name, p.attack_id AS parent_id,
+       [(t)-[:IN_TACTIC]->(ta:Tactic) | ta.shortname] AS tactics, evidence
+"""
+
+# 3-actor comparison: each group's technique set, with the techniques' names and tactics.
+COMPARE = """
+MATCH (g:Group) WHERE g.attack_id IN $group_ids
+CALL (g) {
+  MATCH (g)-[:USES]->(t:Technique) RETURN t
+  UNION
+  MATCH (g)<-[:ATTRIBUTED_TO]-(:Campaign)-[:USES]->(t:Technique) RETURN t
+}
+WITH t, collect(g.attack_id) AS groups
+RETURN t.attack_id AS technique_id, t.name AS name, groups,
+       [(t)-[:IN_TACTIC]->(ta:Tactic) | ta.shortname] AS tactics
+"""
+
+# Similarity over all groups: every group's technique set, as flat lists.
+SIMILAR = """
+MATCH (g:Group) WHERE NOT g.revoked AND NOT g.deprecated
+CALL (g) {
+  MATCH (g)-[:USES]->(t:Technique) RETURN t
+  UNION
+  MATCH (g)<-[:ATTRIBUTED_TO]-(:Campaign)-[:USES]->(t:Technique) RETURN t
+}
+RETURN g.attack_id AS group_id, collect(t.attack_id) AS techniques
+"""

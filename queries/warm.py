@@ -1,0 +1,129 @@
+"""Plan the catalog before the first question.
+
+Right after Neo4j starts, its first run of a query pays for planning (tens to hundreds of ms
+per catalog query) and for the JVM compiling the planner and runtime, several times the
+execution. Neo4j keeps a plan per query text *and* parameter shape (the type of each parameter
+and the size bucket of lists: 0, 1, up to 10, up to 100...), and ``EXPLAIN`` fills a cache entry
+of its own, so the catalog is warmed by *running* it: every catalog query once with its
+``// example:`` parameters (all read queries), then the actor and coverage services with the
+shapes they use (a name and an id, 3 and 5 actors, each inventory). ``ttpgraph neo4j start``
+runs this in the background after a fresh start (``ttpgraph neo4j warm``), and the API before it
+serves (``TTPGRAPH_WARM_UP``).
+
+Warm-up answers are never cached: the services run on a graph whose answer cache is off.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import neo4j
+
+from .catalog import Q, load_catalog
+from .errors import TtpgraphError
+from .graph import Graph
+
+
+@dataclass
+class WarmReport:
+    queries: int = 0
+    services: int = 0
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def warm(
+    graph: Graph,
+    *,
+    budget: float | None = None,
+    services: bool = True,
+    catalog: bool = True,
+) -> WarmReport:
+    """Run the services' common shapes (the questions asked first), then every catalog query,
+    once each; at most ``budget`` seconds."""
+    t0 = time.perf_counter()
+    report = WarmReport()
+
+    def out_of_time() -> bool:
+        if budget is not None and time.perf_counter() - t0 > budget:
+            report.stopped_early = True
+        return report.stopped_early
+
+    quiet = Graph(graph.driver, graph.database, timeout=graph.timeout)
+    quiet.cache.enabled = False
+    for name, call in service_shapes(quiet) if services else []:
+        if out_of_time():
+            break
+        try:
+            call()
+            report.services += 1
+        except (TtpgraphError, neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError):
+            report.failed.append(name)
+    for query in load_catalog().values() if catalog else []:
+        if out_of_time():
+            break
+        try:
+            graph.driver.execute_query(
+                query.text,
+                query.example or {},
+                database_=graph.database,
+                routing_=neo4j.RoutingControl.READ,
+            )
+            report.queries += 1
+        except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError, OSError):
+            report.failed.append(query.name)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+_warmed: set[tuple[str, Any]] = set()
+
+
+def warm_once(graph: Graph, **options: Any) -> WarmReport | None:
+    """:func:`warm` unless this process already warmed this server since it started (an API
+    worker's second app, a test session's). None when skipped or when Neo4j does not answer."""
+    try:
+        graph.ping()
+        rows = graph.read(Q.server_started)
+    except (TtpgraphError, neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError):
+        return None
+    key = (graph.database, rows[0]["started"] if rows else None)
+    if key in _warmed:
+        return None
+    report = warm(graph, **options)
+    if not report.stopped_early:
+        _warmed.add(key)
+    return report
+
+
+def service_shapes(graph: Graph) -> list[tuple[str, Callable[[], Any]]]:
+    """The calls whose parameter shapes the services send most: actors by name and by id, one,
+    three and five of them, against each inventory (at most three)."""
+    from . import actors, coverage
+
+    row = graph.read(Q.warm_subjects)[0]
+    groups, inventories = row["groups"], row["inventories"]
+    if len(groups) < 5:
+        return []
+    names = [g["name"] for g in groups]
+    calls: list[tuple[str, Callable[[], Any]]] = [
+        ("profile by name", lambda: actors.profile_group(graph, group=names[0])),
+        ("profile by id", lambda: actors.profile_group(graph, group=groups[0]["id"])),
+        ("compare", lambda: actors.compare_groups(graph, groups=names[:3])),
+        ("similar", lambda: actors.similar_groups(graph, group=names[0])),
+        ("search", lambda: actors.search_groups(graph, text=names[0])),
+    ]
+    for inv in inventories:
+        for n in (1, 3, 5):
+            calls.append((f"gaps {inv} {n}", functools.partial(
+                coverage.gap_analysis, graph, actors=names[:n], inventory=inv
+            )))  # fmt: skip
+        calls.append((f"telemetry {inv}", functools.partial(
+            coverage.prioritize_telemetry, graph, actors=names[:4], inventory=inv
+        )))  # fmt: skip
+    return calls

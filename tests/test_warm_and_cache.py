@@ -1,0 +1,146 @@
+"""The speed plumbing, asserted on what Neo4j and the cache hold (never on time): the catalog is
+planned when the server starts, a bundle loaded already is not written again, and a cached
+answer is dropped only by a write to what it reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import neo4j
+import pytest
+
+from api.cli import start_server
+from loader import neo4j_server as srv
+from loader.inventory_import import delete_inventory, import_inventory
+from loader.load import load_source
+from loader.stix import BundleError
+from loader.writer import ensure_schema, warm_writes
+from queries import actors
+from queries import coverage as C
+from queries.cache import ATTACK, INTEL, THREAT_MODELS, bump_graph_version, inventory_scope
+from queries.catalog import load_catalog
+from queries.graph import Graph
+from queries.settings import Settings
+from queries.warm import warm
+
+from .conftest import ICS_21, free_port
+
+
+def cached_plans(graph: Graph) -> int:
+    """How many plans Neo4j's query cache holds (counted by clearing it)."""
+    text = graph.write("CALL db.clearQueryCaches()")[0]["value"]
+    return 0 if "already empty" in text else int(text.split(" of ")[1].split()[0])
+
+
+def run_catalog_examples(graph: Graph) -> None:
+    for q in load_catalog().values():
+        graph.driver.execute_query(
+            q.text, q.example or {}, database_=graph.database, routing_=neo4j.RoutingControl.READ
+        )
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[srv.ServerConfig]:
+    cfg = srv.ServerConfig(
+        home=tmp_path / "neo4j",
+        bolt_port=free_port(),
+        http_port=free_port(),
+        heap="1g",
+        pagecache="256m",
+        password="ttpgraph-warm-" + os.urandom(4).hex(),
+    )
+    try:
+        yield cfg
+    finally:
+        srv.stop(cfg)
+
+
+def test_the_catalog_is_planned_when_the_server_starts(fresh: srv.ServerConfig) -> None:
+    res = start_server(fresh, timeout=300, watch_pid=os.getpid())  # what `neo4j start` runs
+    assert not res.reused
+    status = fresh.home / "run" / "ttpgraph-warm.json"
+    deadline = time.monotonic() + 900
+    while not status.exists():
+        assert time.monotonic() < deadline, "the start-up warm-up never reported"
+        time.sleep(0.5)
+    report = json.loads(status.read_text())
+    catalog = load_catalog()
+    assert report["failed"] == [] and not report["stopped_early"]
+    assert report["queries"] == len(catalog)
+
+    g = Graph.connect(Settings(neo4j_uri=fresh.bolt_uri, neo4j_password=res.password))
+    try:
+        planned = cached_plans(g)  # what the start-up left planned (and the cache emptied)
+        assert planned >= len(catalog)
+        # The same warm-up again, then every catalog query with its example: the start-up had
+        # planned at least as much (it also planned the server's own readiness query).
+        ensure_schema(g)
+        warm(g)
+        warm_writes(g)
+        run_catalog_examples(g)
+        assert planned >= cached_plans(g) > len(catalog)
+    finally:
+        g.close()
+
+
+def test_the_same_bytes_are_not_written_again(graph: Graph) -> None:
+    before = graph.read("MATCH (v:GraphVersion) RETURN properties(v) AS v")[0]["v"]
+    [res] = load_source(graph, str(ICS_21), skip_unchanged=True)
+    assert res.unchanged and res.domain == "ics-attack" and res.release == "18.1"
+    assert (
+        res.nodes
+        == graph.read("MATCH (r:Release {domain: 'ics-attack'}) RETURN r.nodes AS n")[0]["n"]
+    )
+    assert graph.read("MATCH (v:GraphVersion) RETURN properties(v) AS v")[0]["v"] == before
+    # The same bytes asked for as another domain are not skipped: they are read, and refused.
+    with pytest.raises(BundleError, match="holds ics-attack"):
+        load_source(graph, str(ICS_21), skip_unchanged=True, domains=["mobile"])
+
+
+def bump(graph: Graph, scope: str | None) -> None:
+    with graph.driver.session(database=graph.database) as session:
+        session.execute_write(lambda tx: bump_graph_version(tx, scope))
+
+
+@pytest.fixture
+def two_inventories(graph: Graph, tmp_path: Path) -> Iterator[list[str]]:
+    names = ["cache-scope-a", "cache-scope-b"]
+    for name, ids in zip(names, ("T1059.001\nT1566.001\n", "T1003\n"), strict=True):
+        path = tmp_path / f"{name}.txt"
+        path.write_text(ids, encoding="utf-8")
+        import_inventory(graph, "csv", path, name=name)
+    try:
+        yield names
+    finally:
+        for name in names:
+            delete_inventory(graph, name)
+
+
+def test_a_write_drops_only_the_answers_that_read_it(
+    graph: Graph, two_inventories: list[str]
+) -> None:
+    a, b = two_inventories
+    g = Graph(graph.driver, graph.database)  # a cache of its own, on
+    g.cache.enabled = True
+
+    def ask() -> tuple[int, int]:
+        """(hits, misses) of: APT29's profile, its gaps against inventory a, then b."""
+        hits, misses = g.cache.hits, g.cache.misses
+        actors.profile_group(g, group="APT29")
+        C.gap_analysis(g, actors=["APT29"], inventory=a)
+        C.gap_analysis(g, actors=["APT29"], inventory=b)
+        return g.cache.hits - hits, g.cache.misses - misses
+
+    assert ask() == (0, 3)
+    assert ask() == (3, 0)
+    bump(graph, inventory_scope(b))  # b re-imported: only its gaps
+    assert ask() == (2, 1)
+    bump(graph, THREAT_MODELS)  # a threat model saved: nothing here reads it
+    assert ask() == (3, 0)
+    for scope in (ATTACK, INTEL, None):  # a release, intelligence, a write naming no scope
+        bump(graph, scope)
+        assert ask() == (0, 3)
