@@ -139,7 +139,8 @@ def write_intel_bundle(path: Path, indicators: int, *, seed: int = SEED) -> Path
     """A STIX 2.1 bundle (see :func:`intel_objects`), written object by object."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
-        fh.write('{"type": "bundle", "id": "%s", "objects": [\n' % _sid("bundle", indicators, seed))
+        head = {"type": "bundle", "id": _sid("bundle", indicators, seed)}
+        fh.write(json.dumps(head)[:-1] + ', "objects": [\n')
         first = True
         for obj in intel_objects(indicators, seed=seed):
             fh.write(("" if first else ",\n") + json.dumps(obj, separators=(",", ":")))

@@ -35,3 +35,11 @@ class Unavailable(TtpgraphError):
 
     status = 503
     title = "Graph database unavailable"
+
+
+class ImportFailed(TtpgraphError):
+    """An import could not be written (the message says why and what to do); the graph
+    answers as it did before the import started."""
+
+    status = 500
+    title = "Import failed"
