@@ -162,3 +162,46 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@lru_cache(maxsize=2)
+def group_techniques(bundle: Path = ENTERPRISE) -> dict[str, set[str]]:
+    """Current group id -> the current techniques it uses directly (the bundle's ``uses``)."""
+    data = json.loads(Path(bundle).read_text(encoding="utf-8"))
+    current = {
+        o["id"]: ref["external_id"]
+        for o in data["objects"]
+        if o.get("type") in ("intrusion-set", "attack-pattern")
+        and not o.get("revoked")
+        and not o.get("x_mitre_deprecated")
+        for ref in o.get("external_references", [])[:1]
+        if ref.get("source_name") == "mitre-attack"
+    }
+    out: dict[str, set[str]] = {}
+    for o in data["objects"]:
+        if o.get("type") != "relationship" or o.get("relationship_type") != "uses":
+            continue
+        src, dst = o["source_ref"], o["target_ref"]
+        if src.startswith("intrusion-set--") and src in current and dst in current:
+            out.setdefault(current[src], set()).add(current[dst])
+    return out
+
+
+def actor_sets(actors: int, *, seed: int = SEED) -> dict[str, tuple[str, set[str]]]:
+    """ATT&CK's real groups (their direct techniques) and synthetic actors up to ``actors``:
+    each as many techniques as a real group chosen at random, drawn by how many groups use
+    each technique (popular techniques are common, as in the real data)."""
+    rng = random.Random(seed)
+    real = group_techniques()
+    out = {gid: (gid, set(techs)) for gid, techs in sorted(real.items())}
+    popularity = [t for techs in real.values() for t in techs]
+    sizes = [len(techs) for techs in real.values()]
+    i = 0
+    while len(out) < actors:
+        want = sizes[rng.randrange(len(sizes))]
+        techs: set[str] = set()
+        while len(techs) < want:
+            techs.add(popularity[rng.randrange(len(popularity))])
+        i += 1
+        out[f"X{i:05d}"] = (f"Synthetic actor {i:05d}", techs)
+    return out

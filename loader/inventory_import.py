@@ -626,6 +626,7 @@ def _import(
         )
         if carry:
             summary.update(carry)
+        summary["write_batch"] = staged.batch
         summary["rules_unchanged"] = (
             _unchanged(graph, name, planner.digests) if previous is not None else 0
         )
