@@ -48,7 +48,7 @@ from .synthetic import size, write_inventory_csv
 ACTORS = ["APT29", "APT28", "FIN7", "Lazarus Group", "Wizard Spider"]
 
 IMPORTER = """
-import json, resource, sys, time
+import json, sys, time
 from queries.graph import Graph
 from queries.settings import Settings
 from loader.inventory_import import import_inventory
@@ -56,7 +56,9 @@ g = Graph.connect(Settings(neo4j_uri=sys.argv[1], neo4j_password=sys.argv[2]))
 t0 = time.perf_counter()
 r = import_inventory(g, "csv", sys.argv[3], name=sys.argv[4])
 out = {"seconds": time.perf_counter() - t0, "timings": r.timings,
-       "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+       # VmHWM: this process's peak (ru_maxrss would count the parent's pages until exec)
+       "rss_mb": [int(x.split()[1]) / 1024 for x in open("/proc/self/status")
+                  if x.startswith("VmHWM")][0],
        "rules": r.summary["rules"], "edges": r.summary["covers_edges"],
        "unchanged": r.summary["rules_unchanged"]}
 print(json.dumps(out))

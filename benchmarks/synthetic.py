@@ -187,15 +187,21 @@ def group_techniques(bundle: Path = ENTERPRISE) -> dict[str, set[str]]:
     return out
 
 
-def actor_sets(actors: int, *, seed: int = SEED) -> dict[str, tuple[str, set[str]]]:
+def actor_sets(
+    actors: int, *, seed: int = SEED, draw: str = "popular"
+) -> dict[str, tuple[str, set[str]]]:
     """ATT&CK's real groups (their direct techniques) and synthetic actors up to ``actors``:
-    each as many techniques as a real group chosen at random, drawn by how many groups use
-    each technique (popular techniques are common, as in the real data)."""
+    each as many techniques as a real group chosen at random, drawn (``draw``) by how many
+    groups use each technique (``popular``: popular techniques are common, as in the real
+    data, so actors overlap a lot) or uniformly among the techniques groups use
+    (``uniform``: actors rarely overlap)."""
     rng = random.Random(seed)
     real = group_techniques()
     out = {gid: (gid, set(techs)) for gid, techs in sorted(real.items())}
-    popularity = [t for techs in real.values() for t in techs]
-    sizes = [len(techs) for techs in real.values()]
+    popularity = [t for _, techs in sorted(real.items()) for t in sorted(techs)]
+    if draw == "uniform":
+        popularity = sorted(set(popularity))
+    sizes = [len(techs) for _, techs in sorted(real.items())]
     i = 0
     while len(out) < actors:
         want = sizes[rng.randrange(len(sizes))]
