@@ -27,6 +27,7 @@ from loader.inventory_import import (
     import_inventory,
     reresolve_inventory,
 )
+from loader.inventory_store import RULE_NAMES_CAP
 from loader.load import load_file
 from queries import coverage as C
 from queries.catalog import Q
@@ -125,10 +126,17 @@ def test_stored_coverage_answers_what_the_covers_edges_answer(
     assert asked == from_covers(graph, name, Q.coverage_rules_for_techniques, technique_ids=ids)
     cov = graph.read(Q.inventory_coverage, inventory=name, domain=None, limit=100_000)
     assert cov == from_covers(graph, name, Q.inventory_coverage, domain=None, limit=100_000)
-    # Many rules on one technique: the first 100 names, and the whole count.
+    # Many rules on one technique: the first names (by name), and the whole count.
     big = max(stored, key=lambda r: r["rule_count"] + r["partial_rule_count"])
-    assert big["rule_count"] + big["partial_rule_count"] > 100
-    assert len(big["rules"]) == min(100, big["rule_count"])
+    assert big["rule_count"] + big["partial_rule_count"] > RULE_NAMES_CAP
+    assert len(big["rules"]) == min(RULE_NAMES_CAP, big["rule_count"])
+    assert big["rules"] == sorted(big["rules"])
+
+
+def test_the_queries_cap_names_as_the_import_does() -> None:
+    for query in (Q.coverage_rules_for_techniques, Q.coverage_inventory_rule_map,
+                  Q.inventory_coverage):  # fmt: skip
+        assert f"rules[..{RULE_NAMES_CAP}]" in query
 
 
 def test_answers_stay_right_after_a_release_load_and_reresolution(
