@@ -39,6 +39,7 @@ from typing import Any
 from loader.load import load_file
 from queries import coverage as C
 from queries.catalog import Q
+from queries.errors import TtpgraphError
 from queries.graph import Graph
 from queries.settings import Settings
 
@@ -113,9 +114,9 @@ def db_hits(graph: Graph, inventory: str, ids: list[str]) -> int:
     return walk(summary.profile) if summary.profile else 0
 
 
-def fallback_ms(graph: Graph, inventory: str, ids: list[str], runs: int) -> float:
+def fallback_ms(graph: Graph, inventory: str, ids: list[str], runs: int) -> float | str:
     """The same query computed from the COVERS edges (the stored coverage made invalid for
-    the measurement, then restored)."""
+    the measurement, then restored); the error's name when Neo4j refuses it."""
     basis = graph.read("MATCH (i:Inventory {name: $n}) RETURN i.coverage_basis AS b", n=inventory)[
         0
     ]["b"]
@@ -128,10 +129,20 @@ def fallback_ms(graph: Graph, inventory: str, ids: list[str], runs: int) -> floa
             runs,
             warmup=1,
         )
+    except TtpgraphError as exc:
+        return (
+            "fails: "
+            + exc.__class__.__name__
+            + (" (transaction memory limit)" if "MemoryPool" in exc.detail else "")
+        )
     finally:
         graph.write(
             "MATCH (i:Inventory {name: $n}) SET i.coverage_basis = $b", n=inventory, b=basis
         )
+
+
+def _ms(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:,.0f}"
 
 
 def main() -> None:
@@ -219,7 +230,7 @@ def main() -> None:
         print(
             f"| {r['rules']:,} | {r['edges']:,} | {r['import_s']:.1f} | {r['rss_mb']:.0f} | "
             f"{r['reimport_s']:.1f} (+{r['remove_previous_s']:.1f}) | "
-            f"{r['part_ms']:.1f} ({r['fallback_ms']:,.0f}) | {r['uncached_ms']:.1f} | "
+            f"{r['part_ms']:.1f} ({_ms(r['fallback_ms'])}) | {r['uncached_ms']:.1f} | "
             f"{r['first_cached_ms']:.1f} | {r['cached_ms']:.2f} | "
             f"{r['import_load']:.1f} / {r['query_load']:.1f} |"
         )
