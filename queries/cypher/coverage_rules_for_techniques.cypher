@@ -21,24 +21,31 @@ CALL (i, stored) {
   MATCH (t:Technique {attack_id: tid})
   WHERE NOT t.revoked AND NOT t.deprecated
   CALL (i, t) {
-    MATCH (t)<-[c:COVERS]-(r:DetectionRule)<-[:HAS_RULE]-(i)
-    RETURN r, c.via AS via, false AS partial
-    UNION ALL
-    MATCH (t)-[:SUBTECHNIQUE_OF]->(:Technique)<-[:COVERS]-(r:DetectionRule)<-[:HAS_RULE]-(i)
-    WHERE coalesce(i.parent_coverage, 'partial') <> 'none'
-    RETURN r, 'parent' AS via, coalesce(i.parent_coverage, 'partial') = 'partial' AS partial
-    UNION ALL
-    MATCH (t)<-[:SUBTECHNIQUE_OF]-(:Technique)<-[:COVERS]-(r:DetectionRule)<-[:HAS_RULE]-(i)
-    WHERE coalesce(i.subtechnique_coverage, 'partial') <> 'none'
-    RETURN r, 'subtechnique' AS via, true AS partial
+    CALL (i, t) {
+      MATCH (t)<-[c:COVERS]-(r:DetectionRule)<-[:HAS_RULE]-(i)
+      RETURN r, c.via AS via, false AS partial
+      UNION ALL
+      MATCH (t)-[:SUBTECHNIQUE_OF]->(:Technique)<-[:COVERS]-(r:DetectionRule)<-[:HAS_RULE]-(i)
+      WHERE coalesce(i.parent_coverage, 'partial') <> 'none'
+      RETURN r, 'parent' AS via, coalesce(i.parent_coverage, 'partial') = 'partial' AS partial
+      UNION ALL
+      MATCH (t)<-[:SUBTECHNIQUE_OF]-(:Technique)<-[:COVERS]-(r:DetectionRule)<-[:HAS_RULE]-(i)
+      WHERE coalesce(i.subtechnique_coverage, 'partial') <> 'none'
+      RETURN r, 'subtechnique' AS via, true AS partial
+    }
+    // one technique at a time: Neo4j holds one technique's rules, never the inventory's
+    WITH r, min(CASE WHEN partial THEN 1 ELSE 0 END) = 1 AS partial, collect(via) AS vias
+    ORDER BY r.name, r.key
+    WITH collect(CASE WHEN NOT partial THEN r.name END) AS rules,
+         collect(CASE WHEN partial THEN r.name END) AS partial_rules, collect(vias) AS vias
+    RETURN rules[..100] AS rules, size(rules) AS rule_count,
+           partial_rules[..100] AS partial_rules, size(partial_rules) AS partial_rule_count,
+           COLLECT { UNWIND vias AS vs UNWIND vs AS v RETURN DISTINCT v ORDER BY v } AS via
   }
-  WITH t, r, min(CASE WHEN partial THEN 1 ELSE 0 END) = 1 AS partial, collect(via) AS vias
-  ORDER BY r.name, r.key
-  WITH t, collect(CASE WHEN NOT partial THEN r.name END) AS rules,
-       collect(CASE WHEN partial THEN r.name END) AS partial_rules, collect(vias) AS vias
-  RETURN t.attack_id AS technique_id, rules[..100] AS rules, size(rules) AS rule_count,
-         partial_rules[..100] AS partial_rules, size(partial_rules) AS partial_rule_count,
-         COLLECT { UNWIND vias AS vs UNWIND vs AS v RETURN DISTINCT v ORDER BY v } AS via
+  WITH t, rules, rule_count, partial_rules, partial_rule_count, via
+  WHERE rule_count + partial_rule_count > 0
+  RETURN t.attack_id AS technique_id, rules, rule_count, partial_rules, partial_rule_count,
+         via
 }
 RETURN technique_id, rules, rule_count, partial_rules, partial_rule_count, via
 ORDER BY technique_id

@@ -17,27 +17,47 @@ CALL (i, stored) {
   UNION ALL
   WITH i WHERE NOT stored
   CALL (i) {
-    MATCH (i)-[:HAS_RULE]->(r:DetectionRule)-[c:COVERS]->(t:Technique)
-    RETURN t, r, c.via AS via, false AS partial
-    UNION ALL
-    MATCH (i)-[:HAS_RULE]->(r:DetectionRule)-[:COVERS]->(:Technique)<-[:SUBTECHNIQUE_OF]-(t:Technique)
-    WHERE coalesce(i.parent_coverage, 'partial') <> 'none'
-    RETURN t, r, 'parent' AS via, coalesce(i.parent_coverage, 'partial') = 'partial' AS partial
-    UNION ALL
-    MATCH (i)-[:HAS_RULE]->(r:DetectionRule)-[:COVERS]->(:Technique)-[:SUBTECHNIQUE_OF]->(t:Technique)
-    WHERE coalesce(i.subtechnique_coverage, 'partial') <> 'none'
-    RETURN t, r, 'subtechnique' AS via, true AS partial
+    MATCH (i)-[:HAS_RULE]->(:DetectionRule)-[:COVERS]->(d:Technique)
+    WITH DISTINCT d
+    CALL (d) {
+      RETURN d AS t
+      UNION
+      MATCH (d)<-[:SUBTECHNIQUE_OF]-(t:Technique)
+      RETURN t
+      UNION
+      MATCH (d)-[:SUBTECHNIQUE_OF]->(t:Technique)
+      RETURN t
+    }
+    RETURN DISTINCT t
   }
-  WITH t, r, via, partial
+  WITH i, t
   WHERE NOT t.revoked AND NOT t.deprecated AND coalesce(t.in_release, true)
     AND ($domain IS NULL OR $domain IN t.domains)
-  WITH t, r, min(CASE WHEN partial THEN 1 ELSE 0 END) = 1 AS partial, collect(via) AS vias
-  ORDER BY r.name, r.key
-  WITH t, collect(CASE WHEN NOT partial THEN r.name END) AS rules,
-       collect(CASE WHEN partial THEN r.name END) AS partial_rules, collect(vias) AS vias
-  RETURN t, rules[..100] AS rules, size(rules) AS rule_count,
-         partial_rules[..100] AS partial_rules, size(partial_rules) AS partial_rule_count,
-         COLLECT { UNWIND vias AS vs UNWIND vs AS v RETURN DISTINCT v ORDER BY v } AS via
+  CALL (i, t) {
+    CALL (i, t) {
+      MATCH (t)<-[c:COVERS]-(r:DetectionRule)<-[:HAS_RULE]-(i)
+      RETURN r, c.via AS via, false AS partial
+      UNION ALL
+      MATCH (t)-[:SUBTECHNIQUE_OF]->(:Technique)<-[:COVERS]-(r:DetectionRule)<-[:HAS_RULE]-(i)
+      WHERE coalesce(i.parent_coverage, 'partial') <> 'none'
+      RETURN r, 'parent' AS via, coalesce(i.parent_coverage, 'partial') = 'partial' AS partial
+      UNION ALL
+      MATCH (t)<-[:SUBTECHNIQUE_OF]-(:Technique)<-[:COVERS]-(r:DetectionRule)<-[:HAS_RULE]-(i)
+      WHERE coalesce(i.subtechnique_coverage, 'partial') <> 'none'
+      RETURN r, 'subtechnique' AS via, true AS partial
+    }
+    // one technique at a time: Neo4j holds one technique's rules, never the inventory's
+    WITH r, min(CASE WHEN partial THEN 1 ELSE 0 END) = 1 AS partial, collect(via) AS vias
+    ORDER BY r.name, r.key
+    WITH collect(CASE WHEN NOT partial THEN r.name END) AS rules,
+         collect(CASE WHEN partial THEN r.name END) AS partial_rules, collect(vias) AS vias
+    RETURN rules[..100] AS rules, size(rules) AS rule_count,
+           partial_rules[..100] AS partial_rules, size(partial_rules) AS partial_rule_count,
+           COLLECT { UNWIND vias AS vs UNWIND vs AS v RETURN DISTINCT v ORDER BY v } AS via
+  }
+  WITH t, rules, rule_count, partial_rules, partial_rule_count, via
+  WHERE rule_count + partial_rule_count > 0
+  RETURN t, rules, rule_count, partial_rules, partial_rule_count, via
 }
 CALL (t) {
   OPTIONAL MATCH (t)-[:IN_TACTIC]->(ta:Tactic)<-[o:HAS_TACTIC]-(m:Matrix)
