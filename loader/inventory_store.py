@@ -382,7 +382,7 @@ def _batched(
 # --------------------------------------------------------------------------- removal
 
 
-def remove_import(graph: Graph, import_id: str, *, batch: int = 10_000) -> int:
+def remove_import(graph: Graph, import_id: str, *, batch: int = 2_000) -> int:
     """Delete a staged or retired import, its rules and its coverage, in batches. Returns the
     number of rules deleted."""
     deleted = 0
@@ -438,7 +438,7 @@ def abandoned_imports(graph: Graph) -> list[dict[str, Any]]:
     return [r for r in graph.read(_LEFTOVERS) if r["import_id"] and _abandoned(r, now)]
 
 
-def clean_up(graph: Graph, *, batch: int = 10_000) -> list[str]:
+def clean_up(graph: Graph, *, batch: int = 2_000) -> list[str]:
     """Remove what killed imports (or deletes) left behind; the import ids removed. Each is
     claimed first (one transaction), so two processes cleaning up never delete the same one."""
     removed = []
@@ -462,7 +462,7 @@ def clean_up(graph: Graph, *, batch: int = 10_000) -> list[str]:
     return removed
 
 
-def delete_inventory(graph: Graph, name: str, *, batch: int = 10_000) -> int:
+def delete_inventory(graph: Graph, name: str, *, batch: int = 2_000) -> int:
     """Delete an inventory: it stops answering in one small transaction, then its rules are
     deleted in batches. :class:`NotFound` when there is none of that name. Returns the number
     of rules deleted."""

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from loader.inventory_import import (
+    BATCH,
     ImportOptions,
     delete_inventory,
     import_inventory,
@@ -287,11 +288,11 @@ def test_batches_shrink_to_fit_the_transaction_memory_limit(
 ) -> None:
     _, g = low_memory
     ids = current_techniques(ICS_21)
-    # 3,000 rules of ~6 KB: a batch of 10,000 (all of them) is far over 10 MiB.
+    # 3,000 rules of ~6 KB: a batch of 2,000 (BATCH) is over 10 MiB.
     path = synthetic_csv(tmp_path / "fat.csv", 3000, ids, pad=3000)
     s = import_inventory(g, "csv", path, name="fat").summary
     assert s["rules"] == 3000
-    assert s["write_batch"] < 3000
+    assert s["write_batch"] < BATCH
     expected: set[str] = set()
     for line in path.read_text().splitlines()[1:]:
         expected.update(line.rsplit(",", 1)[1].split())
