@@ -122,7 +122,7 @@ def test_stored_coverage_answers_what_the_covers_edges_answer(
     stored = graph.read(Q.coverage_inventory_rule_map, inventory=name)
     assert stored and any(r["partial_rules"] for r in stored) == (options.parent_coverage != "none")
     assert stored == from_covers(graph, name, Q.coverage_inventory_rule_map)
-    ids = [r["technique_id"] for r in stored] + ["T1001", "T1059"]
+    ids = sorted({r["technique_id"] for r in stored} | {"T1001", "T1059"})
     asked = graph.read(Q.coverage_rules_for_techniques, inventory=name, technique_ids=ids)
     assert asked == from_covers(graph, name, Q.coverage_rules_for_techniques, technique_ids=ids)
     cov = graph.read(Q.inventory_coverage, inventory=name, domain=None, limit=100_000)

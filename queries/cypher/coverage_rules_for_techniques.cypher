@@ -18,6 +18,7 @@ CALL (i, stored) {
   UNION ALL
   WITH i WHERE NOT stored
   UNWIND $technique_ids AS tid
+  WITH DISTINCT i, tid
   MATCH (t:Technique {attack_id: tid})
   WHERE NOT t.revoked AND NOT t.deprecated
   CALL (i, t) {
