@@ -383,16 +383,26 @@ def overlap_network(
     actor: str | None = None,
     depth: int = 1,
     seed: int = DEFAULT_SEED,
+    include_clusters: bool = False,
 ) -> OverlapNetwork:
     """The actor-similarity network: groups joined when their technique sets overlap at least
     ``threshold`` (Jaccard in (0, 1], or a shared-technique count), with Louvain communities and
-    centrality; with ``actor``, only that actor's neighbourhood (``depth`` hops)."""
+    centrality; with ``actor``, only that actor's neighbourhood (``depth`` hops).
+    ``include_clusters``: the organisation's own clusters are actors too (by STIX id)."""
     metric = Metric(metric)
     threshold = check_threshold(metric, threshold)
     dom = _check_domain(domain)
-    gid = resolve_group(graph, actor).attack_id if actor is not None else None
     raw = group_technique_sets(graph, [], include_software=include_software, domain=dom)
     sets = {g: (name, set(techs)) for g, (name, techs) in raw.items()}
+    gid = None
+    if include_clusters:
+        from .intel import cluster_technique_sets, resolve_actor
+
+        clusters = cluster_technique_sets(graph, [], include_software=include_software, domain=dom)
+        sets.update({c: (name, set(techs)) for c, (name, techs, _) in clusters.items()})
+        gid = resolve_actor(graph, actor)[0].attack_id if actor is not None else None
+    elif actor is not None:
+        gid = resolve_group(graph, actor).attack_id
     return build_network(
         sets,
         metric=metric,

@@ -492,3 +492,32 @@ def test_vectorised_pairs_give_the_pairwise_graph_and_its_communities(
     assert overlap.communities(built, seed=42) == overlap.communities(pairwise, seed=42)
     net = build_network(named, metric=m, threshold=threshold)
     assert net.betweenness_sources is None  # exact on the real groups
+
+
+def test_the_organisations_clusters_as_actors(graph: Graph) -> None:
+    """With include_clusters, the clusters an intelligence import brought are actors beside
+    ATT&CK's groups, with the techniques the graph holds for them."""
+    from loader.intel import delete_source, import_intel_file
+    from queries.intel import cluster_technique_sets
+
+    fixture = Path(__file__).parent / "fixtures" / "intel" / "opencti_export.json"
+    source = "t-overlap-clusters"
+    import_intel_file(graph, fixture, source=source)
+    try:
+        clusters = {
+            c: set(techs)
+            for c, (_, techs, srcs) in cluster_technique_sets(graph, []).items()
+            if techs and source in srcs
+        }
+        assert clusters
+        plain = overlap_network(graph, metric=Metric.shared, threshold=1)
+        with_org = overlap_network(graph, metric=Metric.shared, threshold=1, include_clusters=True)
+        assert with_org.groups_considered >= plain.groups_considered + len(clusters)
+        assert not any(n.group_id in clusters for n in plain.nodes)
+        for c, techs in clusters.items():
+            node = next((n for n in with_org.nodes if n.group_id == c), None)
+            if node is not None:
+                assert node.technique_count == len(techs)
+        assert any(n.group_id in clusters for n in with_org.nodes)
+    finally:
+        delete_source(graph, source)
