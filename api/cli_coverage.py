@@ -137,7 +137,7 @@ def inventory_import(
     ] = True,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Import a rule set as a named inventory, in one transaction (re-import replaces it)."""
+    """Import a rule set as a named inventory; a re-import replaces it once it is whole."""
     opts = inv.ImportOptions(
         exclude_status=list(exclude_status or []),
         parent_coverage=parent_coverage.value,

@@ -49,6 +49,12 @@ def overlap_command(
         ),
     ] = False,
     domain: Annotated[str | None, typer.Option(help="enterprise, mobile or ics.")] = None,
+    clusters: Annotated[
+        bool,
+        typer.Option(
+            "--clusters/--no-clusters", help="The organisation's clusters are actors too."
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Louvain seed (same seed, same communities).")] = (
         DEFAULT_SEED
     ),
@@ -70,7 +76,7 @@ def overlap_command(
     net = run(
         lambda g: overlap.overlap_network(
             g, threshold=threshold, metric=metric, actor=actor, depth=depth,
-            include_software=software, domain=domain, seed=seed,
+            include_software=software, domain=domain, seed=seed, include_clusters=clusters,
         )
     )  # fmt: skip
     if output is not None and export is not None:

@@ -25,13 +25,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def bench_server(heap: str = "2g") -> Iterator[Settings]:
+def bench_server(heap: str = "2g", pagecache: str = "512m") -> Iterator[Settings]:
     with tempfile.TemporaryDirectory(prefix="ttpgraph-bench-") as home:
         cfg = srv.ServerConfig(
             home=Path(home),
             bolt_port=free_port(),
             http_port=free_port(),
             heap=heap,
+            pagecache=pagecache,
             password="bench-" + os.urandom(4).hex(),
         )
         srv.install(cfg)

@@ -143,7 +143,18 @@ SCHEMA = [
     "CREATE INDEX org_object_source IF NOT EXISTS FOR (n:OrgObject) ON (n.source)",
     "CREATE INDEX org_object_stix_id IF NOT EXISTS FOR (n:OrgObject) ON (n.stix_id)",
     "CREATE INDEX org_object_name IF NOT EXISTS FOR (n:OrgObject) ON (n.name)",
+    # IOC lookup: an indicator's or observable's first value (lower-cased) as ioc_key; the rare
+    # IOC with several values is flagged ioc_multi and its values list is read.
+    "CREATE INDEX org_object_ioc_key IF NOT EXISTS FOR (n:OrgObject) ON (n.ioc_key)",
+    "CREATE INDEX org_object_ioc_multi IF NOT EXISTS FOR (n:OrgObject) ON (n.ioc_multi)",
 ]
+# IOCs imported before ioc_key existed get it once (a no-op afterwards).
+_IOC_KEYS = (
+    "MATCH (n:OrgObject) WHERE (n:Indicator OR n:Observable) AND n.ioc_key IS NULL "
+    "AND size(coalesce(n.values, [])) > 0 "
+    "SET n.ioc_key = n.values[0], "
+    "n.ioc_multi = CASE WHEN size(n.values) > 1 THEN true ELSE null END"
+)
 
 
 # ---------------------------------------------------------------- rows
@@ -1334,6 +1345,18 @@ def _check_source(source: str) -> str:
 def ensure_intel_schema(graph: Graph) -> None:
     for stmt in SCHEMA:
         graph.write(stmt)
+    graph.write(_IOC_KEYS)
+
+
+def ioc_keys(label: str, row: dict[str, Any]) -> dict[str, Any]:
+    """An indicator's or observable's row with its lookup keys (see :data:`SCHEMA`)."""
+    values = row.get("values")
+    if label not in ("Indicator", OBSERVABLE) or not isinstance(values, list) or not values:
+        return row
+    out = {**row, "ioc_key": values[0]}
+    if len(values) > 1:
+        out["ioc_multi"] = True
+    return out
 
 
 def _quiet_session(graph: Graph) -> Any:
@@ -1409,7 +1432,8 @@ def write_intel(
         for label, group in rows.nodes.items():
             for batch in _batches(group):
                 tx.run(
-                    f"UNWIND $rows AS row CREATE (n:OrgObject:{label}) SET n = row", rows=batch
+                    f"UNWIND $rows AS row CREATE (n:OrgObject:{label}) SET n = row",
+                    rows=[ioc_keys(label, r) for r in batch],
                 ).consume()
         for (rtype, kind), group in rows.edges.items():
             target = (

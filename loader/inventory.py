@@ -45,6 +45,7 @@ building_block > disabled > the status field.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -52,8 +53,9 @@ import os
 import re
 import stat
 import tomllib
+from array import array
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1162,6 +1164,287 @@ def _csv_rows(text: str, rel: str, issues: list[ParseIssue]) -> list[dict] | Non
         return None
 
 
+MAX_CSV_BYTES = 8 * 1024 * 1024 * 1024
+"""A CSV inventory is read as a stream (never held whole): this only guards against a device
+file or a runaway export."""
+
+_NUL_ERROR = "binary file (contains NUL bytes)"
+
+
+class _Nul(Exception):
+    pass
+
+
+def _lines(fh: Any) -> Iterator[str]:
+    """The file's lines, refusing NUL bytes (a binary file)."""
+    for line in fh:
+        if "\x00" in line:
+            raise _Nul
+        yield line
+
+
+def _skip_preamble(lines: Iterator[str]) -> str | None:
+    """Drop leading blank and ``#`` comment lines; the first line that is neither."""
+    for line in lines:
+        if line.strip() and not line.startswith("#"):
+            return line
+    return None
+
+
+def _decode_error(path: Path, exc: UnicodeDecodeError) -> str:
+    """Where a file stops being UTF-8 (read again in bytes: only on this error path)."""
+    dec = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            pending = dec.getstate()[0]
+            try:
+                dec.decode(chunk)
+            except UnicodeDecodeError as e:
+                data = pending + chunk
+                at = offset - len(pending) + e.start
+                return f"not UTF-8 text: byte 0x{data[e.start]:02x} at offset {at}"
+            offset += len(chunk)
+    return _one_line(f"not UTF-8 text: {exc.reason}")
+
+
+@dataclass
+class RuleStream:
+    """An inventory read one rule at a time: iterate :attr:`rules` once; ``issues``,
+    ``ignored_ids`` and ``notes`` are complete when the iteration is."""
+
+    format: str
+    root: str
+    rules: Iterator[Rule]
+    issues: list[ParseIssue] = field(default_factory=list)
+    ignored_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, inv: ParsedInventory) -> RuleStream:
+        """A parsed inventory as a stream."""
+        return cls(inv.format, inv.root, iter(inv.rules), inv.issues, inv.ignored_ids, inv.notes)
+
+
+def stream_csv(path: Path) -> RuleStream:
+    """:func:`parse_csv` as a stream: the file is read twice (the first pass checks it and
+    finds rule ids used by several rows, the second yields rules), never held whole, so an
+    inventory of millions of rows is read in constant memory; rows repeating an id are merged
+    as :func:`parse_csv` does and come last."""
+    path = _check_input(path, file_only=True)
+    stream = RuleStream("csv", str(path), iter(()))
+    rel = path.name
+    try:
+        st = path.stat()
+    except OSError as exc:
+        stream.issues.append(ParseIssue(rel, f"cannot read: {exc.strerror or exc}"))
+        return stream
+    if not stat.S_ISREG(st.st_mode):
+        stream.issues.append(ParseIssue(rel, "not a regular file"))
+        return stream
+    if st.st_size > MAX_CSV_BYTES:
+        stream.issues.append(ParseIssue(rel, f"skipped: {st.st_size} bytes, over the 8 GB limit"))
+        return stream
+    layout = _csv_first_pass(path, rel, stream.issues)
+    if layout is not None:
+        stream.rules = _csv_rules(path, rel, layout, stream)
+    return stream
+
+
+@dataclass
+class _CsvLayout:
+    delimiter: str
+    tech: int | None
+    """Column index of the technique ids; None: a plain list of ids."""
+    name: int | None = None
+    rule_id: int | None = None
+    status: int | None = None
+    enabled: bool = False
+    """The status column is an ``enabled`` flag."""
+    repeated: frozenset[int] = frozenset()
+    """Hashes of the rule ids more than one row uses."""
+
+    def cell(self, row: list[str], index: int | None) -> str:
+        if index is None or index >= len(row):
+            return ""
+        return row[index].strip()
+
+    def rule_id_of(self, row: list[str], n: int) -> str:
+        return self.cell(row, self.rule_id) or self.cell(row, self.name) or f"row {n}"
+
+
+def _open_text(path: Path) -> Any:
+    return path.open("r", encoding="utf-8-sig", newline="")
+
+
+def _column(fields: list[str], columns: dict[str, str], candidates: tuple[str, ...]) -> int | None:
+    """Index of the first candidate column (the last column of that name, as a dict keeps)."""
+    name = _pick(columns, candidates)
+    if name is None:
+        return None
+    return max(i for i, f in enumerate(fields) if f == name)
+
+
+def _csv_first_pass(path: Path, rel: str, issues: list[ParseIssue]) -> _CsvLayout | None:
+    """Check the whole file (UTF-8, no NUL, valid CSV), read its header, and find the rule
+    ids used by several rows. None (with an issue) when it cannot be used."""
+    try:
+        with _open_text(path) as fh:
+            lines = _lines(fh)
+            first = _skip_preamble(lines)
+            if first is None:
+                issues.append(ParseIssue(rel, "empty file"))
+                return None
+            header = first.rstrip("\r\n")
+            delimiter = max(",;\t|", key=header.count)
+            reader = csv.reader(_chain(first, lines), delimiter=delimiter)
+            fields = next(reader, [])
+            columns = {_header_key(h): h for h in fields}
+            tech = _column(fields, columns, _CSV_TECHNIQUE_COLUMNS)
+            if tech is None:
+                if any(c in header.strip().rstrip(",;") for c in ",;\t|"):
+                    issues.append(
+                        ParseIssue(
+                            rel,
+                            _one_line(
+                                f"no technique column (technique, technique_id, ...) in: {header}"
+                            ),
+                        )
+                    )
+                    return None
+                for _ in lines:  # a plain list: only check the rest of the file
+                    pass
+                return _CsvLayout(delimiter, None)
+            status = _column(fields, columns, _CSV_STATUS_COLUMNS)
+            layout = _CsvLayout(
+                delimiter,
+                tech,
+                _column(fields, columns, _CSV_NAME_COLUMNS),
+                _column(fields, columns, _CSV_ID_COLUMNS),
+                status,
+                status is not None and _header_key(fields[status]) == "enabled",
+            )
+            hashes = array("q")
+            n = 1
+            for row in reader:
+                if row:
+                    n += 1
+                    hashes.append(hash(layout.rule_id_of(row, n)))
+    except _Nul:
+        issues.append(ParseIssue(rel, _NUL_ERROR))
+        return None
+    except UnicodeDecodeError as exc:
+        issues.append(ParseIssue(rel, _decode_error(path, exc)))
+        return None
+    except csv.Error as exc:
+        issues.append(ParseIssue(rel, _one_line(f"invalid CSV: {exc}")))
+        return None
+    except OSError as exc:
+        issues.append(ParseIssue(rel, f"cannot read: {exc.strerror or exc}"))
+        return None
+    layout.repeated = _repeated(hashes)
+    return layout
+
+
+def _repeated(hashes: array) -> frozenset[int]:
+    """The values that occur more than once (sorted in place: 8 bytes a row)."""
+    import numpy as np
+
+    if len(hashes) < 2:
+        return frozenset()
+    values = np.frombuffer(hashes, dtype=np.int64).copy()
+    values.sort()
+    dup = values[1:][values[1:] == values[:-1]]
+    return frozenset(int(v) for v in np.unique(dup))
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first.lstrip()
+    yield from rest
+
+
+def _csv_rules(path: Path, rel: str, layout: _CsvLayout, stream: RuleStream) -> Iterator[Rule]:
+    ignored: set[str] = set()
+    try:
+        with _open_text(path) as fh:
+            lines = _lines(fh)
+            first = _skip_preamble(lines) or ""
+            if layout.tech is None:
+                yield from _plain_list(_chain(first, lines), rel, ignored)
+            else:
+                reader = csv.reader(_chain(first, lines), delimiter=layout.delimiter)
+                next(reader, None)
+                yield from _csv_table(reader, rel, layout, ignored, stream.notes)
+    finally:
+        stream.ignored_ids = sorted(ignored)
+
+
+def _csv_table(
+    reader: Iterator[list[str]],
+    rel: str,
+    layout: _CsvLayout,
+    ignored: set[str],
+    notes: list[str],
+) -> Iterator[Rule]:
+    held: dict[str, Rule] = {}  # rules whose id other rows use too: merged, yielded last
+    dupes = 0
+    known: dict[str, str | None] = {}  # token -> technique id (a few thousand distinct tokens)
+    cell = layout.cell
+    n = 1
+    for row in reader:
+        if not row:
+            continue
+        n += 1
+        if not any(c.strip() for c in row):
+            continue
+        ids: set[str] = set()
+        raw: list[str] = []
+        for token in _CELL_SPLIT.split(cell(row, layout.tech)):
+            if token in known:
+                tid = known[token]
+            else:
+                tid = known[token] = normalize_technique_id(token)
+            if tid is not None:
+                ids.add(tid)
+                if token not in raw:
+                    raw.append(token)
+            elif any(c.isdigit() for c in token):
+                # an id-like reject; plain words next to ids ("T1059.001 PowerShell") are dropped
+                ignored.add(_one_line(token, 80))
+        name = cell(row, layout.name)
+        rule_id = layout.rule_id_of(row, n)
+        raw_status = cell(row, layout.status)
+        if layout.status is None:
+            status = ACTIVE
+        elif layout.enabled:
+            status = ACTIVE if _truthy(raw_status) else DISABLED if _falsy(raw_status) else UNKNOWN
+        else:
+            status = _CSV_STATUS.get(raw_status.lower().replace(" ", "_"), UNKNOWN)
+        rule = Rule(
+            name=_one_line(name or rule_id, 500),
+            rule_id=rule_id,
+            file=rel,
+            status=status,
+            techniques=sorted(ids),
+            raw_tags=raw,
+            format="csv",
+            raw_status=raw_status,
+        )
+        if hash(rule_id) not in layout.repeated:
+            yield rule
+            continue
+        first_rule = held.get(rule_id)
+        if first_rule is None:
+            held[rule_id] = rule
+            continue
+        dupes += 1
+        first_rule.techniques = sorted(set(first_rule.techniques) | set(rule.techniques))
+        first_rule.raw_tags += [t for t in rule.raw_tags if t not in first_rule.raw_tags]
+    yield from held.values()
+    if dupes:
+        notes.append(f"merged {dupes} rows repeating an earlier id")
+
+
 def parse_csv(path: Path) -> ParsedInventory:
     """Parse a plain CSV/TSV inventory, or a plain list of technique ids (one per line).
 
@@ -1175,82 +1458,20 @@ def parse_csv(path: Path) -> ParsedInventory:
 
     Plain list: no recognised header; every non-blank line not starting with ``#`` is an id; one
     ``active`` rule per distinct technique. Unrecognised values go to ``ignored_ids``.
+
+    The whole inventory in memory; :func:`stream_csv` reads the same rules one at a time.
     """
-    path = _check_input(path, file_only=True)
-    inv = _new("csv", path)
-    ignored: set[str] = set()
-    rel = path.name
-    text = _read_text(path, rel, inv.issues)
-    if text is None:
-        return _finish(inv, ignored)
-    while True:  # drop leading blank and ``#`` comment lines
-        line, sep, rest = text.partition("\n")
-        if not (sep and (not line.strip() or line.startswith("#"))):
-            break
-        text = rest
-    first = text.partition("\n")[0].rstrip("\r")
-    delimiter = max(",;\t|", key=first.count)
-    columns = {_header_key(h): h for h in next(csv.reader([first], delimiter=delimiter), [])}
-    tech_col = _pick(columns, _CSV_TECHNIQUE_COLUMNS)
-    if tech_col is None:
-        if any(c in first.strip().rstrip(",;") for c in ",;\t|"):
-            inv.issues.append(
-                ParseIssue(
-                    rel,
-                    _one_line(f"no technique column (technique, technique_id, ...) in: {first}"),
-                )
-            )
-            return _finish(inv, ignored)
-        return _finish(_plain_list(inv, text, rel, ignored), ignored)
-    rows = _csv_rows(text, rel, inv.issues)
-    if rows is None:
-        return _finish(inv, ignored)
-    name_col = _pick(columns, _CSV_NAME_COLUMNS)
-    id_col = _pick(columns, _CSV_ID_COLUMNS)
-    status_col = _pick(columns, _CSV_STATUS_COLUMNS)
-    for n, row in enumerate(rows, 2):
-        cells = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str)}
-        if not any(cells.values()):
-            continue
-        ids: set[str] = set()
-        raw_seen: dict[str, None] = {}  # an ordered set: a cell of many ids stays linear
-        for token in _CELL_SPLIT.split(cells.get(tech_col, "")):
-            tid = normalize_technique_id(token)
-            if tid is not None:
-                ids.add(tid)
-                raw_seen.setdefault(token)
-            elif any(c.isdigit() for c in token):
-                # an id-like reject; plain words next to ids ("T1059.001 PowerShell") are dropped
-                ignored.add(_one_line(token, 80))
-        name = cells.get(name_col, "") if name_col else ""
-        rule_id = (cells.get(id_col, "") if id_col else "") or name or f"row {n}"
-        raw_status = cells.get(status_col, "") if status_col else ""
-        if status_col is None:
-            status = ACTIVE
-        elif _header_key(status_col) == "enabled":
-            status = ACTIVE if _truthy(raw_status) else DISABLED if _falsy(raw_status) else UNKNOWN
-        else:
-            status = _CSV_STATUS.get(raw_status.lower().replace(" ", "_"), UNKNOWN)
-        inv.rules.append(
-            Rule(
-                name=_one_line(name or rule_id, 500),
-                rule_id=rule_id,
-                file=rel,
-                status=status,
-                techniques=sorted(ids),
-                raw_tags=list(raw_seen),
-                format="csv",
-                raw_status=raw_status,
-            )
-        )
-    _merge_by_id(inv, "rows")
-    return _finish(inv, ignored)
+    stream = stream_csv(path)
+    inv = _new("csv", Path(stream.root))
+    inv.rules = list(stream.rules)
+    inv.issues, inv.ignored_ids, inv.notes = stream.issues, stream.ignored_ids, stream.notes
+    return inv
 
 
-def _plain_list(inv: ParsedInventory, text: str, rel: str, ignored: set[str]) -> ParsedInventory:
+def _plain_list(lines: Iterator[str], rel: str, ignored: set[str]) -> Iterator[Rule]:
     stem = rel.rsplit(".", 1)[0]
     seen: dict[str, dict[str, None]] = {}  # id -> the spellings seen (an ordered set)
-    for line in text.splitlines():
+    for line in lines:
         value = line.strip()
         if not value or value.startswith("#"):
             continue
@@ -1261,18 +1482,15 @@ def _plain_list(inv: ParsedInventory, text: str, rel: str, ignored: set[str]) ->
         else:
             seen.setdefault(tid, {}).setdefault(value)
     for tid in sorted(seen):
-        inv.rules.append(
-            Rule(
-                name=f"{stem}: {tid}",
-                rule_id=tid,
-                file=rel,
-                status=ACTIVE,
-                techniques=[tid],
-                raw_tags=list(seen[tid]),
-                format="csv",
-            )
+        yield Rule(
+            name=f"{stem}: {tid}",
+            rule_id=tid,
+            file=rel,
+            status=ACTIVE,
+            techniques=[tid],
+            raw_tags=list(seen[tid]),
+            format="csv",
         )
-    return inv
 
 
 # --------------------------------------------------------------------------- Navigator layer
@@ -1376,6 +1594,15 @@ def parse_inventory(fmt: str, path: Path | str) -> ParsedInventory:
             f"unknown inventory format: {_one_line(fmt, 60)}", suggestions=sorted(PARSERS)
         )
     return parser(Path(path))
+
+
+def stream_inventory(fmt: str, path: Path | str) -> RuleStream:
+    """:func:`parse_inventory` one rule at a time: CSV inventories are streamed from the file
+    (:func:`stream_csv`); the other formats are parsed whole, then handed out."""
+    key = fmt.strip().lower()
+    if key == "csv":
+        return stream_csv(Path(path))
+    return RuleStream.of(parse_inventory(fmt, path))
 
 
 def summarize(inv: ParsedInventory) -> dict[str, Any]:

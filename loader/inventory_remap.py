@@ -8,10 +8,9 @@ replacement, a tag it does not know anymore covers nothing and is listed. A tag 
 into several techniques (one old id, several new ones) is **ambiguous**: it covers nothing and
 is listed with the candidates until a crosswalk (the inventory's, or one given here) says which.
 
-Seam: the inventory storage model is being reworked (batched import under an import id, a
-per-technique coverage summary); when that lands, :func:`remap_inventory` keeps its signature
-and calls the storage's own "(re)compute an import's COVERS edges and summary from its stored
-rule tags" instead of :func:`_write_changes` — the resolution (:func:`plan_remap`) stays.
+The resolution is planned here (:func:`plan_remap`: what changes, for the answer) and written
+by the storage's own re-resolution (:func:`loader.inventory_import.reresolve_inventory`: the
+rules' COVERS edges and the per-technique coverage, staged and switched in).
 """
 
 from __future__ import annotations
@@ -20,16 +19,14 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from neo4j import ManagedTransaction
-
-from queries.cache import bump_graph_version
 from queries.catalog import Q
 from queries.errors import NotFound
 from queries.graph import Graph
 from queries.technique_index import Crosswalk, CrosswalkEntry, Resolution, TechniqueIndex
+
+from .inventory_import import reresolve_inventory
 
 BATCH = 1000
 _RULE_COVERS = (
@@ -37,21 +34,6 @@ _RULE_COVERS = (
     "OPTIONAL MATCH (r)-[c:COVERS]->(t) "
     "RETURN r.key AS key, r.techniques AS techniques, r.digest AS digest, "
     "collect(CASE WHEN t IS NULL THEN null ELSE [t.stix_id, c.tag, c.via] END) AS covers"
-)
-_REWRITE = (
-    "UNWIND $rows AS row "
-    "MATCH (r:DetectionRule {key: row.key}) "
-    "SET r.unknown_ids = row.unknown_ids, r.remapped = row.remapped, r.digest = row.digest "
-    "WITH r, row "
-    "CALL (r) { MATCH (r)-[c:COVERS]->() DELETE c } "
-    "WITH r, row UNWIND row.covers AS cv "
-    "MATCH (t:AttackObject {stix_id: cv.stix_id}) "
-    "CREATE (r)-[:COVERS {tag: cv.tag, via: cv.via}]->(t)"
-)
-_INVENTORY = (
-    "MATCH (i:Inventory {name: $name}) "
-    "SET i.releases = $releases, i.mapped = $mapped, i.techniques_covered = $covered, "
-    "i.summary = $summary, i.crosswalk = $crosswalk, i.remapped_at = $at"
 )
 
 
@@ -173,10 +155,9 @@ def remap_inventory(graph: Graph, name: str, *, crosswalk: Crosswalk | None = No
     rules = graph.read(_RULE_COVERS, name=name)
     changed, resolutions, per_tag, covered, mapped = plan_remap(rules, index, cw)
     try:
-        summary = json.loads(info["summary"] or "{}")
         before = json.loads(info["releases"] or "{}")
     except (TypeError, ValueError):
-        summary, before = {}, {}
+        before = {}
     result = RemapResult(
         inventory=name,
         releases_before=before,
@@ -190,48 +171,10 @@ def remap_inventory(graph: Graph, name: str, *, crosswalk: Crosswalk | None = No
         ids_retired=_listing(resolutions, per_tag, ("retired",)),
         ids_ambiguous=_listing(resolutions, per_tag, ("ambiguous",)),
     )
-    at = datetime.now(UTC).isoformat(timespec="seconds")
-    summary.update(
-        releases=releases,
-        mapped=mapped,
-        techniques_covered=len(covered),
-        ids_remapped=result.ids_remapped,
-        ids_unknown=result.ids_unknown,
-        ids_retired=result.ids_retired,
-        ids_ambiguous=result.ids_ambiguous,
-        remapped_at=at,
-    )
-    pairs = [[e.src, e.dst, e.dst_name] for e in cw.entries] if cw else []
-    _write_changes(
-        graph,
-        name,
-        changed,
-        {
-            "releases": json.dumps(releases, sort_keys=True),
-            "mapped": mapped,
-            "covered": len(covered),
-            "summary": json.dumps(summary, sort_keys=True),
-            "crosswalk": json.dumps(pairs),
-            "at": at,
-        },
-    )
+    # Written as the storage writes any import: the rules' COVERS edges and the per-technique
+    # coverage anew from the kept tags, staged and switched in (readers never see half of it).
+    reresolve_inventory(graph, name, crosswalk=cw)
     return result
-
-
-def _write_changes(
-    graph: Graph, name: str, changed: list[dict[str, Any]], props: dict[str, Any]
-) -> None:
-    def work(tx: ManagedTransaction) -> None:
-        for i in range(0, len(changed), BATCH):
-            tx.run(_REWRITE, rows=changed[i : i + BATCH]).consume()
-        tx.run(_INVENTORY, name=name, **props).consume()
-        bump_graph_version(tx)
-
-    try:
-        with graph.driver.session(database=graph.database) as session:
-            session.execute_write(work)
-    finally:
-        graph.cache.clear()
 
 
 def remap_inventories(

@@ -65,6 +65,8 @@ class ServerConfig:
     heap: str = "2g"
     pagecache: str = "512m"
     password: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+    """neo4j.conf settings that replace or add to the written ones (tests set limits low)."""
 
     @property
     def bolt_uri(self) -> str:
@@ -153,33 +155,33 @@ def check_java() -> str:
 
 
 def neo4j_conf(cfg: ServerConfig) -> str:
-    return "\n".join(
-        [
-            "# Written by ttpgraph: loopback only, auth on, sized for a 2-core machine.",
-            "server.default_listen_address=127.0.0.1",
-            "server.default_advertised_address=127.0.0.1",
-            f"server.bolt.listen_address=127.0.0.1:{cfg.bolt_port}",
-            f"server.bolt.advertised_address=127.0.0.1:{cfg.bolt_port}",
-            f"server.http.listen_address=127.0.0.1:{cfg.http_port}",
-            f"server.http.advertised_address=127.0.0.1:{cfg.http_port}",
-            "server.https.enabled=false",
-            # LOAD CSV may read only the instance's own import folder, never the host's files.
-            "server.directories.import=import",
-            "dbms.security.auth_enabled=true",
-            f"server.memory.heap.initial_size={cfg.heap}",
-            f"server.memory.heap.max_size={cfg.heap}",
-            f"server.memory.pagecache.size={cfg.pagecache}",
-            "dbms.memory.transaction.total.max=1g",
-            "db.tx_log.rotation.retention_policy=2 files",
-            "server.threads.worker_count=8",
-            # No usage reporting, no product analytics; Browser fetches remote content (:style
-            # http://127.0.0.1:8000/ui/ttpgraph.grass, guides) only from this machine.
-            "dbms.usage_report.enabled=false",
-            "client.allow_telemetry=false",
-            "browser.remote_content_hostname_whitelist=localhost,127.0.0.1",
-            "",
-        ]
-    )
+    lines = [
+        "# Written by ttpgraph: loopback only, auth on, sized for a 2-core machine.",
+        "server.default_listen_address=127.0.0.1",
+        "server.default_advertised_address=127.0.0.1",
+        f"server.bolt.listen_address=127.0.0.1:{cfg.bolt_port}",
+        f"server.bolt.advertised_address=127.0.0.1:{cfg.bolt_port}",
+        f"server.http.listen_address=127.0.0.1:{cfg.http_port}",
+        f"server.http.advertised_address=127.0.0.1:{cfg.http_port}",
+        "server.https.enabled=false",
+        # LOAD CSV may read only the instance's own import folder, never the host's files.
+        "server.directories.import=import",
+        "dbms.security.auth_enabled=true",
+        f"server.memory.heap.initial_size={cfg.heap}",
+        f"server.memory.heap.max_size={cfg.heap}",
+        f"server.memory.pagecache.size={cfg.pagecache}",
+        "dbms.memory.transaction.total.max=1g",
+        "db.tx_log.rotation.retention_policy=2 files",
+        "server.threads.worker_count=8",
+        # No usage reporting, no product analytics; Browser fetches remote content (:style
+        # http://127.0.0.1:8000/ui/ttpgraph.grass, guides) only from this machine.
+        "dbms.usage_report.enabled=false",
+        "client.allow_telemetry=false",
+        "browser.remote_content_hostname_whitelist=localhost,127.0.0.1",
+    ]
+    lines = [ln for ln in lines if ln.split("=", 1)[0] not in cfg.settings]
+    lines += [f"{k}={v}" for k, v in cfg.settings.items()]
+    return "\n".join([*lines, ""])
 
 
 def pid_alive(pid: int) -> bool:

@@ -36,6 +36,9 @@ from .stix import NODE_LABELS, REL_TYPES, GraphRows
 
 BATCH = 5000
 DERIVED = "IN_TACTIC|HAS_TACTIC|HAS_ANALYTIC|PART_OF|USES_LOG_SOURCE"
+# The types STIX relationships are written as: a release's leftovers are looked for among those
+# only, not among every relationship (an organisation's inventories hold millions of others).
+STIX_RELS = "|".join(sorted(set(REL_TYPES.values())))
 
 # Label names come from the fixed allow-list in loader.stix.NODE_LABELS, never from input.
 _ALL_LABELS = sorted({label for labels in NODE_LABELS.values() for label in labels})
@@ -242,7 +245,8 @@ def write_rows(
         )
         if mode == "full":
             tx.run(
-                "MATCH ()-[r]->() WHERE r.stix_id IS NOT NULL AND $domain IN r.loaded_domains "
+                f"MATCH ()-[r:{STIX_RELS}]->() WHERE r.stix_id IS NOT NULL "
+                "AND $domain IN r.loaded_domains "
                 "AND r.load_token <> $token " + left,
                 domain=domain,
                 token=token,
@@ -251,7 +255,8 @@ def write_rows(
             # Removed relationships, and earlier versions of the delta's relationships that
             # pointed elsewhere (ATT&CK re-targets a relationship, keeping its id).
             tx.run(
-                "MATCH ()-[r]->() WHERE $domain IN r.loaded_domains AND (r.stix_id IN $removed "
+                f"MATCH ()-[r:{STIX_RELS}]->() WHERE $domain IN r.loaded_domains "
+                "AND (r.stix_id IN $removed "
                 "OR (r.stix_id IN $delta AND r.load_token <> $token)) " + left,
                 removed=[r["id"] for r in removed],
                 delta=rel_ids,

@@ -112,10 +112,15 @@ class CoveredTechnique(BaseModel):
     tactics: list[str] = Field(description="tactic shortnames, in matrix order")
     platforms: list[str] = []
     domains: list[str] = []
-    rules: list[str] = Field(description="rules that cover it (directly, or by their parent)")
-    partial_rules: list[str] = Field(
-        default=[], description="rules on its parent or sub-techniques"
+    rules: list[str] = Field(
+        description="rules that cover it (directly, or by their parent): the first "
+        "100 names by name (rule_count says how many)"
     )
+    rule_count: int = Field(default=0, description="how many rules cover it")
+    partial_rules: list[str] = Field(
+        default=[], description="rules on its parent or sub-techniques (the first 100 names)"
+    )
+    partial_rule_count: int = Field(default=0, description="how many rules cover it partially")
     partial: bool = Field(description="only partially covered")
     via: list[str] = []
 
@@ -145,8 +150,12 @@ class GapTechnique(BaseModel):
     url: str | None = None
     covered: bool
     partial: bool = Field(description="only partially covered (parent or sub-technique rules)")
-    rules: list[str] = Field(description="rules that cover it")
-    partial_rules: list[str] = []
+    rules: list[str] = Field(description="rules that cover it (the first 100 names by name)")
+    rule_count: int = Field(default=0, description="how many rules cover it")
+    partial_rules: list[str] = Field(
+        default=[], description="rules on its parent or sub-techniques (the first 100 names)"
+    )
+    partial_rule_count: int = 0
     actors: list[str] = Field(description="selected actors (group ids) that use it")
     kinds: dict[str, list[str]] = Field(
         default={}, description="group id -> direct/campaign/software"
@@ -542,7 +551,9 @@ def inventory_coverage(
             platforms=r["platforms"] or [],
             domains=r["domains"] or [],
             rules=r["rules"] if r["rules"] else [],
+            rule_count=r["rule_count"] or 0,
             partial_rules=r["partial_rules"] or [],
+            partial_rule_count=r["partial_rule_count"] or 0,
             partial=bool(r["partial"]),
             via=sorted(r["via"] or []),
         )
@@ -716,7 +727,8 @@ def shape_gaps(
         if partial:
             vias = cov.get("via") or []
             where = "its sub-techniques" if "subtechnique" in vias else "its parent"
-            partial_note = f"partially covered: {len(part)} rule(s) on {where}" + (
+            n_part = cov.get("partial_rule_count") or len(part)
+            partial_note = f"partially covered: {n_part} rule(s) on {where}" + (
                 "" if partial_counts_as_covered else " (priority halved)"
             )
             if not partial_counts_as_covered:
@@ -743,7 +755,9 @@ def shape_gaps(
                 covered=covered,
                 partial=partial,
                 rules=full,
+                rule_count=cov.get("rule_count") or len(full),
                 partial_rules=part,
+                partial_rule_count=cov.get("partial_rule_count") or len(part),
                 actors=users,
                 kinds=kinds,
                 actor_weight=round(actor_weight, 4),

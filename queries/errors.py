@@ -53,3 +53,11 @@ class Busy(TtpgraphError):
     ) -> None:
         super().__init__(detail, suggestions=suggestions)
         self.retry_after = retry_after
+
+
+class ImportFailed(TtpgraphError):
+    """An import could not be written (the message says why and what to do); the graph
+    answers as it did before the import started."""
+
+    status = 500
+    title = "Import failed"

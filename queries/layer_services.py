@@ -1122,16 +1122,17 @@ def coverage_layer_for(
     kept, left_out = _partition(ids, index, dom)
     kept = _on_platforms(kept, platforms)
     entries = []
-    partial: dict[str, list[str]] = {}
+    partial: dict[str, tuple[list[str], int]] = {}
     for tech in kept:
         c = by_id[tech.technique_id]
         if c.partial:
-            partial[tech.technique_id] = list(c.partial_rules)
+            partial[tech.technique_id] = (list(c.partial_rules), c.partial_rule_count)
         entries.append(
             {
                 "technique_id": tech.technique_id,
                 "tactics": list(tech.tactics),
                 "rules": [] if c.partial else _numbered(c.rules),
+                "rule_count": 0 if c.partial else c.rule_count,
                 "metadata": [("partial rule", r) for r in c.partial_rules],
             }
         )
@@ -1154,11 +1155,14 @@ def coverage_layer_for(
         **options,
     )
     for e in layer["techniques"]:
-        rules = partial.get(e["techniqueID"])
-        if rules is not None and "score" in e:
+        found = partial.get(e["techniqueID"])
+        if found is not None and "score" in e:
+            rules, count = found
+            n = max(count, len(rules))
+            more = f"\n... and {n - len(rules)} more" if n > len(rules) else ""
             e["color"] = PARTIAL_COLOR
-            e["comment"] = f"Partially covered ({len(rules)} rule{'s' if len(rules) != 1 else ''}"
-            e["comment"] += " on its parent or sub-techniques):\n" + "\n".join(rules)
+            e["comment"] = f"Partially covered ({n} rule{'s' if n != 1 else ''}"
+            e["comment"] += " on its parent or sub-techniques):\n" + "\n".join(rules) + more
     L.validate_layer(layer)
     return _export(
         LayerKind.coverage,

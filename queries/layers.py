@@ -908,7 +908,8 @@ def coverage_layer(
 ) -> dict[str, Any]:
     """Detection coverage: score = number of rules, comment lists the rule names.
 
-    ``entries``: ``{"technique_id", "tactics", "rules": [rule names]}``; an entry with no rules
+    ``entries``: ``{"technique_id", "tactics", "rules": [rule names]}``, optionally
+    ``"rule_count"`` when the names listed are the first of more; an entry with no rules
     scores 0 (uncovered, the gradient's first colour: red by default).
     """
     merged: dict[str, dict[str, Any]] = {}
@@ -918,21 +919,24 @@ def coverage_layer(
         for rule in _names(_get(entry, "rules"), where, "rules"):
             if rule not in slot.setdefault("rules", []):
                 slot["rules"].append(rule)
+        count = _get(entry, "rule_count")
+        if isinstance(count, int) and not isinstance(count, bool):
+            slot["rule_count"] = max(slot.get("rule_count", 0), count)
     techniques = []
     for tid, slot in merged.items():
         rules = slot.get("rules", [])
+        n = max(len(rules), slot.get("rule_count", 0))
+        more = f"\n... and {n - len(rules)} more" if n > len(rules) else ""
         comment = (
-            f"{len(rules)} rule{'s' if len(rules) != 1 else ''}:\n" + "\n".join(rules)
-            if rules
-            else "No rules"
+            f"{n} rule{'s' if n != 1 else ''}:\n" + "\n".join(rules) + more if rules else "No rules"
         )
         techniques.append(
             LayerTechnique(
                 technique_id=tid,
                 tactics=slot["tactics"],
-                score=len(rules),
+                score=n,
                 comment=comment,
-                metadata=[("rules", str(len(rules))), *slot["extra_metadata"]],
+                metadata=[("rules", str(n)), *slot["extra_metadata"]],
                 links=[("ATT&CK: " + tid, technique_url(tid)), *slot["extra_links"]],
             )
         )

@@ -23,7 +23,6 @@ import json
 import math
 from collections import Counter
 from enum import StrEnum
-from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -41,6 +40,13 @@ if TYPE_CHECKING:
 else:
     nx = lazy_module("networkx")  # imported when a network is built, not with the module
 
+BETWEENNESS_EXACT = 1_000_000
+"""Betweenness is exact while its cost -- one weighted shortest-path search per node over its
+connected component: the sum of nodes x (nodes + edges) over the components -- stays under
+this (ATT&CK's groups: about 200,000 at the default threshold, 800,000 at 0.1)."""
+BETWEENNESS_SAMPLED = 150_000
+"""Above :data:`BETWEENNESS_EXACT` it is estimated from as many seeded sample sources as this
+cost allows (at least 8): Brandes' algorithm in Python costs about a microsecond a unit."""
 MAX_DEPTH = 3
 # Colours for communities (Okabe-Ito, then Tableau 10): readable on white, colour-blind safe first.
 PALETTE = (
@@ -95,7 +101,10 @@ class OverlapNode(BaseModel):
     color: str = Field(description="the community's colour (#RRGGBB)")
     degree: int = Field(description="neighbours at this threshold")
     strength: float = Field(description="sum of the weights of its edges")
-    betweenness: float = Field(description="normalised betweenness, distance = 1 / weight")
+    betweenness: float = Field(
+        description="normalised betweenness, distance = 1 / weight (estimated on large "
+        "networks: see the network's betweenness_sources)"
+    )
 
 
 class OverlapEdge(BaseModel):
@@ -127,6 +136,10 @@ class OverlapNetwork(BaseModel):
     node_count: int
     edge_count: int
     modularity: float = Field(description="of the communities on the whole network")
+    betweenness_sources: int | None = Field(
+        None,
+        description="betweenness estimated from this many sampled sources (seeded); null: exact",
+    )
     nodes: list[OverlapNode]
     edges: list[OverlapEdge]
     communities: list[Community]
@@ -152,11 +165,56 @@ def check_threshold(metric: Metric, threshold: float | None) -> float:
     return float(threshold)
 
 
-def _weight(metric: Metric, a: set[str], b: set[str], shared: int) -> float:
-    if metric == Metric.shared:
-        return float(shared)
-    union = len(a | b)
-    return shared / union if union else 0.0
+def overlap_pairs(
+    sets: dict[str, tuple[str, set[str]]], *, metric: Metric, threshold: float
+) -> list[tuple[str, str, int, int]]:
+    """Every pair of groups whose overlap is at least ``threshold``: ``(a, b, shared, union)``
+    with ``a < b``, in the order of ``itertools.combinations`` over the sorted ids.
+
+    Vectorised set arithmetic: the actor x technique incidence is kept as postings (for each
+    technique, the actors using it); for each actor, the actors after it that share a
+    technique and how many are counted in one ``numpy.bincount`` over its techniques'
+    postings -- a sparse product of the incidence with its transpose, row by row, so the cost
+    follows the pairs that share something, not all n^2/2 pairs. Weights are computed in
+    float64 as ``shared / union`` (the same values, and the same edges, as Python's sets).
+    """
+    import numpy as np
+
+    ids = sorted(g for g, (_, techs) in sets.items() if techs)
+    if len(ids) < 2:
+        return []
+    column: dict[str, int] = {}
+    rows = [
+        np.fromiter((column.setdefault(t, len(column)) for t in sets[g][1]), dtype=np.int64)
+        for g in ids
+    ]
+    size = np.array([len(r) for r in rows], dtype=np.int64)
+    cols = np.concatenate(rows)
+    owners = np.repeat(np.arange(len(ids), dtype=np.int64), size)
+    order = np.argsort(cols, kind="stable")
+    posting = owners[order]  # actors by technique, ascending within each technique
+    bounds = np.searchsorted(cols[order], np.arange(len(column) + 1))
+    out: list[tuple[str, str, int, int]] = []
+    n = len(ids)
+    for i in range(n - 1):
+        parts = [posting[bounds[c] : bounds[c + 1]] for c in rows[i]]
+        cand = np.concatenate(parts)
+        cand = cand[cand > i]
+        if not cand.size:
+            continue
+        counts = np.bincount(cand - (i + 1), minlength=n - i - 1)
+        js = np.flatnonzero(counts)
+        shared = counts[js]
+        union = size[i] + size[js + i + 1] - shared
+        if metric == Metric.shared:
+            keep = shared.astype(np.float64) >= threshold
+        else:
+            keep = shared / union >= threshold
+        for j, k, u in zip(
+            (js[keep] + i + 1).tolist(), shared[keep].tolist(), union[keep].tolist(), strict=True
+        ):
+            out.append((ids[i], ids[j], k, u))
+    return out
 
 
 def similarity_graph(
@@ -167,28 +225,22 @@ def similarity_graph(
     ``sets``: group id -> (name, technique ids). Nodes and edges are added in sorted order so
     that seeded algorithms give the same answer every time.
     """
-    ids = sorted(g for g, (_, techs) in sets.items() if techs)
     edges: list[tuple[str, str, dict[str, Any]]] = []
-    for a, b in combinations(ids, 2):
-        sa, sb = sets[a][1], sets[b][1]
-        common = sa & sb
-        if not common:
-            continue
-        w = _weight(metric, sa, sb, len(common))
-        if w >= threshold:
-            edges.append(
-                (
-                    a,
-                    b,
-                    {
-                        "weight": w,
-                        "distance": 1.0 / w,
-                        "jaccard": len(common) / len(sa | sb),
-                        "shared": len(common),
-                        "shared_techniques": sorted(common),
-                    },
-                )
+    for a, b, shared, union in overlap_pairs(sets, metric=metric, threshold=threshold):
+        w = float(shared) if metric == Metric.shared else shared / union
+        edges.append(
+            (
+                a,
+                b,
+                {
+                    "weight": w,
+                    "distance": 1.0 / w,
+                    "jaccard": shared / union,
+                    "shared": shared,
+                    "shared_techniques": sorted(sets[a][1] & sets[b][1]),
+                },
             )
+        )
     g = nx.Graph()
     for gid in sorted({x for a, b, _ in edges for x in (a, b)}):
         g.add_node(gid, name=sets[gid][0], technique_count=len(sets[gid][1]))
@@ -202,6 +254,20 @@ def communities(g: nx.Graph, *, seed: int) -> list[list[str]]:
         return []
     found = nx.community.louvain_communities(g, weight="weight", seed=seed)
     return sorted((sorted(c) for c in found), key=lambda c: (-len(c), c[0]))
+
+
+def betweenness_sources(g: nx.Graph) -> int | None:
+    """None (exact) for a network within :data:`BETWEENNESS_EXACT`, else the number of
+    sample sources :data:`BETWEENNESS_SAMPLED` affords."""
+    cost = 0
+    for part in nx.connected_components(g):
+        n = len(part)
+        cost += n * (n + g.subgraph(part).number_of_edges())
+    if cost <= BETWEENNESS_EXACT:
+        return None
+    n = g.number_of_nodes()
+    per_source = max(1, cost // max(n, 1))
+    return max(8, min(n, BETWEENNESS_SAMPLED // per_source))
 
 
 def _color(community: int | None) -> str:
@@ -227,7 +293,10 @@ def build_network(
     parts = communities(full, seed=seed)
     member_of = {gid: i for i, part in enumerate(parts) for gid in part}
     modularity = nx.community.modularity(full, parts, weight="weight") if parts else 0.0
-    betweenness = nx.betweenness_centrality(full, weight="distance", normalized=True)
+    sources = betweenness_sources(full)
+    betweenness = nx.betweenness_centrality(
+        full, k=sources, weight="distance", normalized=True, seed=seed
+    )
 
     view = full
     if actor is not None:
@@ -292,6 +361,7 @@ def build_network(
         node_count=len(nodes),
         edge_count=len(edges),
         modularity=round(modularity, 6),
+        betweenness_sources=sources,
         nodes=nodes,
         edges=edges,
         communities=summaries,
@@ -312,16 +382,26 @@ def overlap_network(
     actor: str | None = None,
     depth: int = 1,
     seed: int = DEFAULT_SEED,
+    include_clusters: bool = False,
 ) -> OverlapNetwork:
     """The actor-similarity network: groups joined when their technique sets overlap at least
     ``threshold`` (Jaccard in (0, 1], or a shared-technique count), with Louvain communities and
-    centrality; with ``actor``, only that actor's neighbourhood (``depth`` hops)."""
+    centrality; with ``actor``, only that actor's neighbourhood (``depth`` hops).
+    ``include_clusters``: the organisation's own clusters are actors too (by STIX id)."""
     metric = Metric(metric)
     threshold = check_threshold(metric, threshold)
     dom = _check_domain(domain)
-    gid = resolve_group(graph, actor).attack_id if actor is not None else None
     raw = group_technique_sets(graph, [], include_software=include_software, domain=dom)
     sets = {g: (name, set(techs)) for g, (name, techs) in raw.items()}
+    gid = None
+    if include_clusters:
+        from .intel import cluster_technique_sets, resolve_actor
+
+        clusters = cluster_technique_sets(graph, [], include_software=include_software, domain=dom)
+        sets.update({c: (name, set(techs)) for c, (name, techs, _) in clusters.items()})
+        gid = resolve_actor(graph, actor)[0].attack_id if actor is not None else None
+    elif actor is not None:
+        gid = resolve_group(graph, actor).attack_id
     return build_network(
         sets,
         metric=metric,

@@ -46,9 +46,11 @@ def throwaway_server(
     heap: str = "1g",
     pagecache: str = "256m",
     timeout: float = 180,
+    conf: dict[str, str] | None = None,
 ) -> Iterator[tuple[srv.ServerConfig, Settings]]:
     """A Neo4j of the caller's own, in ``home`` on free loopback ports, with a fresh password;
-    stopped at the end, or by its watchdog if the test process dies."""
+    stopped at the end, or by its watchdog if the test process dies. ``conf``: neo4j.conf
+    settings of its own (a low transaction memory limit...)."""
     cfg = srv.ServerConfig(
         home=home,
         bolt_port=free_port(),
@@ -56,6 +58,7 @@ def throwaway_server(
         heap=heap,
         pagecache=pagecache,
         password=f"ttpgraph-{label}-" + os.urandom(4).hex(),
+        settings=dict(conf or {}),
     )
     srv.install(cfg)
     srv.start(cfg, timeout=timeout, watch_pid=os.getpid())

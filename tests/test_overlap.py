@@ -463,3 +463,61 @@ def test_cli_help() -> None:
             [sys.executable, "-m", "api.cli", *cmd, "--help"], capture_output=True, text=True
         )
         assert proc.returncode == 0 and "Usage" in proc.stdout
+
+
+# ---------------------------------------------------------------- vectorised pairs
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold"), [("jaccard", 0.1), ("jaccard", 0.2), ("shared", 20)]
+)
+def test_vectorised_pairs_give_the_pairwise_graph_and_its_communities(
+    sets_all: dict[str, set[str]], metric: str, threshold: float
+) -> None:
+    """The network built pair by pair with Python sets (as before the vectorised pairs): the
+    same nodes and edges in the same order, so seeded Louvain finds the same communities."""
+    named = {g: (g, techs) for g, techs in sets_all.items()}
+    m = Metric(metric)
+    built = overlap.similarity_graph(named, metric=m, threshold=threshold)
+    pairwise = nx.Graph()
+    pairs = expected_edges(sets_all, threshold, metric)
+    for gid in sorted({x for pair in pairs for x in pair}):
+        pairwise.add_node(gid, name=gid, technique_count=len(sets_all[gid]))
+    for (a, b), (j, shared, common) in pairs.items():
+        w = float(shared) if m == Metric.shared else j
+        pairwise.add_edge(a, b, weight=w, distance=1 / w, jaccard=j, shared=shared,
+                          shared_techniques=sorted(common))  # fmt: skip
+    assert list(built.nodes(data=True)) == list(pairwise.nodes(data=True))
+    assert list(built.edges(data=True)) == list(pairwise.edges(data=True))
+    assert overlap.communities(built, seed=42) == overlap.communities(pairwise, seed=42)
+    net = build_network(named, metric=m, threshold=threshold)
+    assert net.betweenness_sources is None  # exact on the real groups
+
+
+def test_the_organisations_clusters_as_actors(graph: Graph) -> None:
+    """With include_clusters, the clusters an intelligence import brought are actors beside
+    ATT&CK's groups, with the techniques the graph holds for them."""
+    from loader.intel import delete_source, import_intel_file
+    from queries.intel import cluster_technique_sets
+
+    fixture = Path(__file__).parent / "fixtures" / "intel" / "opencti_export.json"
+    source = "t-overlap-clusters"
+    import_intel_file(graph, fixture, source=source)
+    try:
+        clusters = {
+            c: set(techs)
+            for c, (_, techs, srcs) in cluster_technique_sets(graph, []).items()
+            if techs and source in srcs
+        }
+        assert clusters
+        plain = overlap_network(graph, metric=Metric.shared, threshold=1)
+        with_org = overlap_network(graph, metric=Metric.shared, threshold=1, include_clusters=True)
+        assert with_org.groups_considered >= plain.groups_considered + len(clusters)
+        assert not any(n.group_id in clusters for n in plain.nodes)
+        for c, techs in clusters.items():
+            node = next((n for n in with_org.nodes if n.group_id == c), None)
+            if node is not None:
+                assert node.technique_count == len(techs)
+        assert any(n.group_id in clusters for n in with_org.nodes)
+    finally:
+        delete_source(graph, source)

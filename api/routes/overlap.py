@@ -44,6 +44,9 @@ Domain = Annotated[
     Query(description="enterprise, mobile or ics", pattern="^(enterprise|mobile|ics)(-attack)?$"),
 ]
 Seed = Annotated[int, Query(ge=0, le=2**31 - 1, description="Louvain seed")]
+IncludeClusters = Annotated[
+    bool, Query(description="the organisation's own clusters are actors too")
+]
 
 
 @router.get(
@@ -60,6 +63,7 @@ def get_overlap(
     include_software: IncludeSoftware = False,
     domain: Domain = None,
     seed: Seed = overlap.DEFAULT_SEED,
+    include_clusters: IncludeClusters = False,
 ) -> overlap.OverlapNetwork:
     return overlap.overlap_network(
         graph,
@@ -70,6 +74,7 @@ def get_overlap(
         include_software=include_software,
         domain=domain,
         seed=seed,
+        include_clusters=include_clusters,
     )
 
 
@@ -93,6 +98,7 @@ def export_overlap(
     include_software: IncludeSoftware = False,
     domain: Domain = None,
     seed: Seed = overlap.DEFAULT_SEED,
+    include_clusters: IncludeClusters = False,
 ) -> Response:
     net = overlap.overlap_network(
         graph,
@@ -103,6 +109,7 @@ def export_overlap(
         include_software=include_software,
         domain=domain,
         seed=seed,
+        include_clusters=include_clusters,
     )
     body = overlap.export_network(net, fmt)
     suffix = "json" if fmt == ExportFormat.cyjs else fmt.value

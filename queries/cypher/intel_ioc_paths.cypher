@@ -2,8 +2,17 @@
 // doc: What an IOC tells, as graph paths: from the indicators and observables holding the value to the techniques, software, campaigns, groups and clusters they are linked to - directly, through indicators based on them, through software that talks to or drops them, through the reports and incidents that mention them - and their sightings. Relationships of MITRE are followed only from software and campaigns (their techniques, their attribution).
 // params: value, limit
 // example: {"value": "203.0.113.7", "limit": 200}
-MATCH (ioc:OrgObject)
-WHERE (ioc:Indicator OR ioc:Observable) AND toLower(trim($value)) IN ioc.values
+CALL () {
+  // an index seek on the first value; the few IOCs with several values are read apart
+  MATCH (n:OrgObject {ioc_key: toLower(trim($value))})
+  RETURN n
+  UNION
+  MATCH (n:OrgObject {ioc_multi: true})
+  WHERE toLower(trim($value)) IN n.values
+  RETURN n
+}
+WITH n AS ioc
+WHERE (ioc:Indicator OR ioc:Observable)
 CALL (ioc) {
   // what it indicates or is related to, then what that uses, is attributed to, is the same as
   MATCH p = (ioc)-[:INDICATES|RELATED_TO]-(x)-[:USES|ATTRIBUTED_TO|SAME_AS*0..2]->(y)
