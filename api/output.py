@@ -27,9 +27,9 @@ def step(text: str) -> Iterator[Callable[[str], None]]:
     if err.is_terminal:
         with err.status(text) as status:
             yield lambda message: status.update(message)
-    else:
-        err.print(text)
-        yield lambda message: err.print(message)
+    else:  # whole lines, never wrapped at the console's width: a log reads them as written
+        err.print(text, soft_wrap=True)
+        yield lambda message: err.print(message, soft_wrap=True)
 
 
 def bold(text: str) -> Text:

@@ -1387,6 +1387,8 @@ def _csv_table(
     notes: list[str],
 ) -> Iterator[Rule]:
     held: dict[str, Rule] = {}  # rules whose id other rows use too: merged, yielded last
+    held_ids: dict[str, set[str]] = {}
+    held_raw: dict[str, dict[str, None]] = {}
     dupes = 0
     known: dict[str, str | None] = {}  # token -> technique id (a few thousand distinct tokens)
     cell = layout.cell
@@ -1398,7 +1400,7 @@ def _csv_table(
         if not any(c.strip() for c in row):
             continue
         ids: set[str] = set()
-        raw: list[str] = []
+        raw_seen: dict[str, None] = {}  # an ordered set: a cell of many ids stays linear
         for token in _CELL_SPLIT.split(cell(row, layout.tech)):
             if token in known:
                 tid = known[token]
@@ -1406,8 +1408,7 @@ def _csv_table(
                 tid = known[token] = normalize_technique_id(token)
             if tid is not None:
                 ids.add(tid)
-                if token not in raw:
-                    raw.append(token)
+                raw_seen.setdefault(token)
             elif any(c.isdigit() for c in token):
                 # an id-like reject; plain words next to ids ("T1059.001 PowerShell") are dropped
                 ignored.add(_one_line(token, 80))
@@ -1426,7 +1427,7 @@ def _csv_table(
             file=rel,
             status=status,
             techniques=sorted(ids),
-            raw_tags=raw,
+            raw_tags=list(raw_seen),
             format="csv",
             raw_status=raw_status,
         )
@@ -1436,10 +1437,17 @@ def _csv_table(
         first_rule = held.get(rule_id)
         if first_rule is None:
             held[rule_id] = rule
+            # merged as sets, ordered once at the end: a rule repeated on many rows stays linear
+            held_ids[rule_id] = set(rule.techniques)
+            held_raw[rule_id] = dict.fromkeys(rule.raw_tags)
             continue
         dupes += 1
-        first_rule.techniques = sorted(set(first_rule.techniques) | set(rule.techniques))
-        first_rule.raw_tags += [t for t in rule.raw_tags if t not in first_rule.raw_tags]
+        held_ids[rule_id].update(rule.techniques)
+        for t in rule.raw_tags:
+            held_raw[rule_id].setdefault(t)
+    for rule_id, first_rule in held.items():
+        first_rule.techniques = sorted(held_ids[rule_id])
+        first_rule.raw_tags = list(held_raw[rule_id])
     yield from held.values()
     if dupes:
         notes.append(f"merged {dupes} rows repeating an earlier id")

@@ -14,7 +14,7 @@ from queries.catalog import Q
 from queries.graph import Graph
 
 from . import sources
-from .locks import graph_lock
+from .locks import check_free, graph_lock
 from .stix import (
     DOMAIN_ALIASES,
     BundleError,
@@ -181,6 +181,8 @@ def loaded_already(
             continue
         if release is not None and r["version"] != release:
             continue
+        # The same bytes, but a load of this domain may be running now: say so, as a load would.
+        check_free(graph, f"load:{r['domain']}", what=f"a load of {r['domain']}")
         counts = json.loads(r["counts"]) if r["counts"] else {}
         return LoadResult(
             domain=r["domain"],

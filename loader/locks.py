@@ -9,8 +9,9 @@ cluster): ``(:TtpgraphLock {name, owner, what, since, expires})``, unique by nam
 writes the node under its own write lock before reading it, so two takers are serialised by
 Neo4j and exactly one wins. The holder renews the lease every ``RENEW_S`` seconds while it works
 and deletes the node when done; a holder that dies (killed, host lost) stops renewing, and the
-lock is free again when the lease runs out (``LEASE_S``). Times are Neo4j's clock, so clients'
-clocks do not matter.
+lock is free again when the lease runs out (``LEASE_S``) — or at once when the holder was a
+process of this host that is gone (killed, or Neo4j went away before it could let go), which
+the next taker checks. Times are Neo4j's clock, so clients' clocks do not matter.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ SET l.owner = CASE WHEN free THEN $owner ELSE l.owner END,
     l.expires = CASE WHEN free THEN timestamp() + $lease_ms ELSE l.expires END
 RETURN l.owner AS owner, l.what AS what, l.since AS since, l.expires AS expires
 """
+# Take over a lock whose holder is known dead (compare-and-set on its owner).
+_STEAL = """
+MATCH (l:TtpgraphLock {name: $name, owner: $stale})
+SET l.owner = $owner, l.what = $what, l.since = timestamp(), l.expires = timestamp() + $lease_ms
+RETURN l.owner AS owner, l.what AS what, l.since AS since, l.expires AS expires
+"""
 _RENEW = """
 MATCH (l:TtpgraphLock {name: $name, owner: $owner})
 SET l.expires = timestamp() + $lease_ms
@@ -51,10 +58,49 @@ SET l.expires = timestamp() + $lease_ms
 _RELEASE = "MATCH (l:TtpgraphLock {name: $name, owner: $owner}) DELETE l"
 
 
+_HELD: set[str] = set()  # the owners this process holds now
+
+
+def _holder_gone(owner: str) -> bool:
+    """True when ``owner`` (``host pid N (token)``) was a process of this host that no longer
+    holds it: the process is gone, or it is this process and it let go without deleting."""
+    host, sep, rest = owner.partition(" pid ")
+    pid_text = rest.split(" ", 1)[0]
+    if not sep or host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return owner not in _HELD
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def _when(ms: int | None) -> str:
     if not ms:
         return "?"
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def check_free(graph: Graph, name: str, *, what: str) -> None:
+    """``Conflict`` (one line) when a live holder has the lock ``name`` now; for work that
+    writes nothing but must not answer from a graph another process is changing."""
+    rows = graph.read(
+        "MATCH (l:TtpgraphLock {name: $name}) WHERE l.expires >= timestamp() "
+        "RETURN l.owner AS owner, l.what AS what, l.since AS since, l.expires AS expires",
+        name=name,
+    )
+    if rows and rows[0]["owner"] and not _holder_gone(rows[0]["owner"]):
+        row = rows[0]
+        raise Conflict(
+            f"{what}: another one is running ({row['what']}, {row['owner']}, since "
+            f"{_when(row['since'])}); re-run when it has ended (its lease runs out at "
+            f"{_when(row['expires'])} if it died)"
+        )
 
 
 @contextmanager
@@ -65,6 +111,11 @@ def graph_lock(graph: Graph, name: str, *, what: str, lease: float = LEASE_S) ->
     lease_ms = int(lease * 1000)
     graph.write(_SCHEMA)
     row = graph.write(_TAKE, name=name, owner=owner, what=what, lease_ms=lease_ms)[0]
+    if row["owner"] != owner and _holder_gone(row["owner"]):
+        stolen = graph.write(
+            _STEAL, name=name, stale=row["owner"], owner=owner, what=what, lease_ms=lease_ms
+        )
+        row = stolen[0] if stolen else row
     if row["owner"] != owner:
         raise Conflict(
             f"{what}: another one is running ({row['what']}, {row['owner']}, since "
@@ -82,9 +133,11 @@ def graph_lock(graph: Graph, name: str, *, what: str, lease: float = LEASE_S) ->
 
     renewer = threading.Thread(target=renew, name=f"lease {name}", daemon=True)
     renewer.start()
+    _HELD.add(owner)
     try:
         yield
     finally:
+        _HELD.discard(owner)
         stop.set()
         renewer.join()
         with contextlib.suppress(Exception):  # Neo4j away: the lease runs out by itself

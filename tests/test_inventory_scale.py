@@ -317,7 +317,7 @@ def test_a_batch_the_memory_limit_refuses_fails_in_one_line_and_changes_nothing(
     assert "\n" not in err.value.detail and "still answers" in err.value.detail
     assert C.inventory_coverage(g, inventory="refused") == before
     assert leftovers(g, "refused") == 0 and rules_named(g, "refused") == 10
-    # The CLI: one line on stderr, exit code 1, no traceback.
+    # The CLI: one error line on stderr (after plain progress lines), exit code 1, no traceback.
     env = {**os.environ, "PYTHONPATH": str(REPO), "NEO4J_URI": settings.neo4j_uri,
            "NEO4J_USER": "neo4j", "NEO4J_PASSWORD": settings.neo4j_password}  # fmt: skip
     proc = subprocess.run(
@@ -325,7 +325,7 @@ def test_a_batch_the_memory_limit_refuses_fails_in_one_line_and_changes_nothing(
          "refused"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert proc.returncode == 1, proc.stderr
     assert len(lines) == 1 and "transaction memory limit" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr

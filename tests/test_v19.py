@@ -385,7 +385,7 @@ def test_a_tag_a_split_left_ambiguous_is_listed_and_a_crosswalk_decides(v19: V19
     assert listed == splits
     rules = {r.name: r for r in C.inventory_rules(g, inventory=CSV_INV, limit=1000)}
     for tid in splits:  # covers nothing until chosen
-        assert not [c for c in rules[f"rule {tid}"].covers if not c.partial]
+        assert not rules[f"rule {tid}"].covers
     crosswalk = load_crosswalk(v19.crosswalk)
     chosen = remap_inventory(g, CSV_INV, crosswalk=crosswalk)
     assert chosen.ids_ambiguous == []
@@ -394,9 +394,7 @@ def test_a_tag_a_split_left_ambiguous_is_listed_and_a_crosswalk_decides(v19: V19
         assert via[tid]["via"] == "crosswalk" and via[tid]["to"] == crosswalk.forward(tid)
     again = {r.name: r for r in C.inventory_rules(g, inventory=CSV_INV, limit=1000)}
     for tid in splits:
-        assert {c.technique_id for c in again[f"rule {tid}"].covers if not c.partial} == set(
-            crosswalk.forward(tid)
-        )
+        assert {c.technique_id for c in again[f"rule {tid}"].covers} == set(crosswalk.forward(tid))
     # the crosswalk stays with the inventory: a later re-resolution decides the same way
     assert remap_inventory(g, CSV_INV).ids_ambiguous == []
 
