@@ -273,6 +273,11 @@ async def _serve(settings: Settings, reader: asyncio.StreamReader, writer: async
                         timeout=timeout, max_bytes=max_bytes, owner=str(req["owner"]),
                         request_id=request_id,
                     )  # fmt: skip
+            except QueryTimeout:  # Neo4j stopped it at the transaction timeout: say the same
+                raise QueryTimeout(
+                    f"the query ran past the {timeout:g} s limit (TTPGRAPH_CYPHER_TIMEOUT) and "
+                    "was stopped; narrow it (filters, a smaller limit)"
+                ) from None
             except TimeoutError:
                 task = asyncio.create_task(user_cypher.terminate_request(agraph, request_id))
                 tasks.add(task)
