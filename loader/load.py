@@ -28,7 +28,8 @@ from .writer import ensure_schema, total_steps, write_rows
 DEFAULT_DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
 # What a load writes, versioned: a bundle loaded by a ttpgraph that wrote it differently is
 # loaded again even when its bytes are unchanged. Bump when the writer's output changes.
-LOAD_FORMAT = 1
+# 2: techniques carry their ranking facts (loader.technique_facts).
+LOAD_FORMAT = 2
 
 
 @dataclass

@@ -33,6 +33,7 @@ from queries.errors import Unavailable
 from queries.graph import Graph
 
 from .stix import NODE_LABELS, REL_TYPES, GraphRows
+from .technique_facts import store_technique_facts
 
 BATCH = 5000
 DERIVED = "IN_TACTIC|HAS_TACTIC|HAS_ANALYTIC|PART_OF|USES_LOG_SOURCE"
@@ -292,6 +293,7 @@ def write_rows(
             tx.run(
                 "MERGE (r:Release {domain: $props.domain}) SET r = $props", props=release_props
             ).consume()
+        store_technique_facts(tx)
         bump_graph_version(tx, ATTACK)
         return release_props
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from .cache import ACTOR_SCOPES, ATTACK, cached_answer, inventory_scope
 from .catalog import Q
-from .errors import InvalidInput, NotFound, TtpgraphError
+from .errors import Conflict, InvalidInput, NotFound, TtpgraphError
 from .graph import Graph
 from .kinds import TelemetryLevel, path_kinds
 from .resolve import resolve_groups
@@ -662,10 +662,15 @@ def gap_analysis(
     )[0]
     if row["inventory"] is None:
         _check_inventory(graph, inventory)
-    ids = [t["technique_id"] for t in row["techniques"]]
+    if row["coverage_stored"]:
+        rules = {r["technique_id"]: r for r in row["coverage"]}
+    else:  # a release was loaded since the import: the rules' COVERS edges say
+        rules = _inventory_rules(
+            graph, row["inventory"], [t["technique_id"] for t in row["techniques"]]
+        )
     return shape_gaps(
         row,
-        _inventory_rules(graph, row["inventory"], ids),
+        rules,
         refs=refs,
         weights=w,
         filters={
@@ -693,13 +698,17 @@ def shape_gaps(
     names = {a.group_id: a.name for a in refs}
     total_weight = sum(weight_of.values())
     weighted = len({a.weight for a in refs}) > 1
-    prevalence = dict(map(tuple, row["prevalence"]))
     total_groups = row["total_groups"]
     facts = {t["technique_id"]: t for t in row["techniques"]}
-    max_groups = max((prevalence.get(t, 0) for t in facts), default=0) or 1
+    if any(f["groups_using"] is None for f in facts.values()):
+        raise Conflict(
+            "the graph's ATT&CK was loaded by an earlier ttpgraph (its techniques lack the "
+            "facts a gap analysis ranks by): load it again (ttpgraph load, as it was loaded)"
+        )
+    max_groups = max((f["groups_using"] for f in facts.values()), default=0) or 1
     techniques: list[GapTechnique] = []
     for tid, f in facts.items():
-        groups_using = prevalence.get(tid, 0)
+        groups_using = f["groups_using"]
         users = sorted({a["group_id"] for a in f["actors"]})
         kinds = {a["group_id"]: sorted(a["kinds"]) for a in f["actors"]}
         actor_weight = sum(weight_of.get(g, 0.0) for g in users)

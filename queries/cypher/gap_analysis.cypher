@@ -1,5 +1,5 @@
 // name: gap_analysis
-// doc: A threat model in one row, for ranking its gaps: the techniques a set of groups (and clusters of the organisation, by STIX id) uses — directly, through campaigns attributed to them, optionally through software (their own and their campaigns'); filtered by domain and platforms (lower-case) — each with who uses it and how, and what ranks it (name, parent, tactics in matrix order with the matrix width, platforms, ATT&CK detection strategies and analytics (v18) or data components (v17), mitigations); plus how many current groups use each technique ([technique id, count] pairs), the inventory's name (null when there is none), the releases loaded and the tactics of the current matrices. The rules covering each technique come from coverage_rules_for_techniques.
+// doc: A threat model in one row, for ranking its gaps: the techniques a set of groups (and clusters of the organisation, by STIX id) uses — directly, through campaigns attributed to them, optionally through software (their own and their campaigns'); filtered by domain and platforms (lower-case) — each with who uses it and how, and what ranks it (name, parent, tactics in matrix order with the matrix width, platforms, ATT&CK detection strategies and analytics (v18) or data components (v17), mitigations, how many current groups use it: facts the release load stored on the technique); plus how many current groups there are, the inventory's name (null when there is none), the releases loaded, the tactics of the current matrices, and the inventory's rules on each technique as its import stored them (coverage_stored false when a release was loaded since: coverage_rules_for_techniques computes them then).
 // params: group_ids, kinds, domain, platforms, inventory
 // example: {"group_ids": ["G0016", "G0007"], "kinds": ["direct", "campaign"], "domain": "enterprise-attack", "platforms": [], "inventory": "example"}
 CALL () {
@@ -18,45 +18,11 @@ CALL () {
   RETURN collect({domain: m.attack_id, tactic_id: ta.attack_id, name: ta.name,
                   shortname: ta.shortname, order: o.order}) AS tactics
 }
-// how many current groups use each technique (prevalence), counted once from the groups' side
 CALL () {
   MATCH (g:Group) WHERE NOT g.revoked AND NOT g.deprecated
   RETURN count(g) AS total_groups
 }
 CALL () {
-  MATCH (g:Group) WHERE NOT g.revoked AND NOT g.deprecated
-  CALL (g) {
-    MATCH (g)-[u:USES]->(t:Technique)
-    WHERE NOT u.revoked AND NOT u.deprecated
-    RETURN t
-    UNION
-    MATCH (g)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[u:USES]->(t:Technique)
-    WHERE NOT a.revoked AND NOT a.deprecated AND NOT c.revoked AND NOT c.deprecated
-      AND NOT u.revoked AND NOT u.deprecated
-    RETURN t
-    UNION
-    MATCH (g)-[gs:USES]->(s:Software)-[u:USES]->(t:Technique)
-    WHERE 'software' IN $kinds AND NOT gs.revoked AND NOT gs.deprecated AND NOT s.revoked
-      AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
-    RETURN t
-    UNION
-    // software of a campaign attributed to the group: the same path kinds as the
-    // actor_techniques block below (tests/test_path_kinds.py checks)
-    MATCH (g)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[cs:USES]->(s:Software)-[u:USES]->(t:Technique)
-    WHERE 'software' IN $kinds AND NOT a.revoked AND NOT a.deprecated AND NOT c.revoked
-      AND NOT c.deprecated AND NOT cs.revoked AND NOT cs.deprecated AND NOT s.revoked
-      AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
-    RETURN t
-  }
-  WITH t, count(g) AS groups_using
-  RETURN collect([t.attack_id, groups_using]) AS prevalence
-}
-// the width of every matrix, once (not once per technique)
-CALL () {
-  MATCH (m:Matrix)
-  RETURN collect({matrix: m, width: COUNT { (m)-[:HAS_TACTIC]->(:Tactic) }}) AS widths
-}
-CALL (widths) {
   // the threat model: the same paths as coverage_threat_model
   CALL () {
     MATCH (g:Group)
@@ -118,47 +84,40 @@ CALL (widths) {
     OR any(p IN coalesce(t.platforms, []) WHERE toLower(p) IN $platforms)
   WITH t, gid AS group_id, collect(DISTINCT kind) AS kinds
   WITH t, collect({group_id: group_id, kinds: kinds}) AS actors
-  // what ranks each technique
-  OPTIONAL MATCH (t)-[:SUBTECHNIQUE_OF]->(p:Technique)
-  CALL (t, widths) {
-    OPTIONAL MATCH (t)-[:IN_TACTIC]->(ta:Tactic)<-[o:HAS_TACTIC]-(m:Matrix)
-    WHERE NOT m.revoked AND NOT m.deprecated AND NOT ta.revoked AND NOT ta.deprecated
-    WITH ta, o, m, coalesce([w IN widths WHERE w.matrix = m][0].width, 0) AS width
-    WITH ta, min(o.order) AS ord, max(width) AS width, head(collect(m.attack_id)) AS matrix
-    ORDER BY ord
-    RETURN [x IN collect(ta.shortname) WHERE x IS NOT NULL] AS tactics,
-           [x IN collect(ta.name) WHERE x IS NOT NULL] AS tactic_names,
-           [x IN collect(ord) WHERE x IS NOT NULL] AS tactic_orders,
-           [x IN collect(width) WHERE x IS NOT NULL] AS matrix_widths,
-           [x IN collect(matrix) WHERE x IS NOT NULL] AS tactic_domains
-  }
-  CALL (t) {
-    OPTIONAL MATCH (t)<-[r:DETECTS]-(d:DetectionStrategy)
-    WHERE NOT r.revoked AND NOT r.deprecated AND NOT d.revoked AND NOT d.deprecated
-    OPTIONAL MATCH (d)-[:HAS_ANALYTIC]->(a:Analytic)
-    WHERE NOT a.revoked AND NOT a.deprecated
-    RETURN count(DISTINCT d) AS detection_strategies, count(DISTINCT a) AS analytics
-  }
-  CALL (t) {
-    OPTIONAL MATCH (t)<-[r:DETECTS]-(dc:DataComponent)
-    WHERE NOT r.revoked AND NOT r.deprecated AND NOT dc.revoked AND NOT dc.deprecated
-    RETURN count(DISTINCT dc) AS data_components
-  }
-  CALL (t) {
-    OPTIONAL MATCH (m:Mitigation)-[r:MITIGATES]->(t)
-    WHERE NOT m.revoked AND NOT m.deprecated AND NOT r.revoked AND NOT r.deprecated
-    RETURN count(DISTINCT m) AS mitigations
-  }
-  WITH t, actors, p, tactics, tactic_names, tactic_orders, matrix_widths, tactic_domains,
-       detection_strategies, analytics, data_components, mitigations
+  // what ranks each technique: release-wide facts the load stored (loader/technique_facts.py)
   ORDER BY t.attack_id
   RETURN collect({
     technique_id: t.attack_id, name: t.name, is_subtechnique: coalesce(t.is_subtechnique, false),
-    parent_id: p.attack_id, parent_name: p.name, tactics: tactics, tactic_names: tactic_names,
-    tactic_orders: tactic_orders, matrix_widths: matrix_widths, tactic_domains: tactic_domains,
+    parent_id: t.rank_parent_id, parent_name: t.rank_parent_name, tactics: t.rank_tactics,
+    tactic_names: t.rank_tactic_names, tactic_orders: t.rank_tactic_orders,
+    matrix_widths: t.rank_matrix_widths, tactic_domains: t.rank_tactic_domains,
     platforms: coalesce(t.platforms, []), domains: t.domains, url: t.url,
-    detection_strategies: detection_strategies, analytics: analytics,
-    data_components: data_components, mitigations: mitigations, actors: actors
+    detection_strategies: t.rank_detection_strategies, analytics: t.rank_analytics,
+    data_components: t.rank_data_components, mitigations: t.rank_mitigations,
+    groups_using: CASE WHEN 'software' IN $kinds THEN t.rank_groups_using_software
+                       ELSE t.rank_groups_using END,
+    actors: actors
   }) AS techniques
 }
-RETURN inventory, inventory_releases, releases, tactics, total_groups, prevalence, techniques
+// the inventory's rules on those techniques, as its import stored them (TechniqueCoverage),
+// while the releases they were computed against are loaded; coverage_stored false: after a
+// release load, coverage_rules_for_techniques computes them from the rules' COVERS edges
+CALL (techniques) {
+  OPTIONAL MATCH (i:Inventory {name: $inventory})
+  WITH i, COLLECT { MATCH (rel:Release) RETURN rel.domain + '@' + coalesce(rel.sha256, rel.version) } AS loaded
+  WITH i, coalesce(size(loaded) = size(i.coverage_basis)
+                   AND all(b IN loaded WHERE b IN i.coverage_basis), false) AS stored
+  CALL (i, stored, techniques) {
+    WITH i, [x IN techniques | x.technique_id] AS ids WHERE stored
+    MATCH (i)-[:HAS_COVERAGE]->(c:TechniqueCoverage)
+    WHERE c.technique_id IN ids
+    MATCH (t:AttackObject {stix_id: c.technique})
+    WHERE NOT t.revoked AND NOT t.deprecated
+    RETURN collect({technique_id: t.attack_id, rules: c.rules, rule_count: c.rule_count,
+                    partial_rules: c.partial_rules, partial_rule_count: c.partial_rule_count,
+                    via: c.via}) AS coverage
+  }
+  RETURN stored AS coverage_stored, coverage
+}
+RETURN inventory, inventory_releases, releases, tactics, total_groups, techniques,
+       coverage_stored, coverage

@@ -1,0 +1,95 @@
+"""What ranks a technique in a gap analysis and is the same for every question, stored on the
+Technique nodes when a release is loaded (in the load's transaction), so that a gap analysis
+reads properties instead of walking the release around every technique of its threat model:
+
+- ``rank_parent_id``, ``rank_parent_name``: the technique a sub-technique belongs to;
+- ``rank_tactics``, ``rank_tactic_names``, ``rank_tactic_orders``, ``rank_matrix_widths``,
+  ``rank_tactic_domains``: its current tactics in matrix order, each with its column, the width
+  of its matrix and the matrix's id;
+- ``rank_detection_strategies``, ``rank_analytics``, ``rank_data_components``,
+  ``rank_mitigations``: how many current ones detect or mitigate it;
+- ``rank_groups_using``, ``rank_groups_using_software``: how many current groups use it
+  (directly or through campaigns attributed to them; and also through software, their own and
+  their campaigns').
+
+They depend on ATT&CK objects only (every domain's), so every load recomputes them for every
+technique; inventories, intelligence and threat models leave them as they are.
+"""
+
+from __future__ import annotations
+
+from neo4j import ManagedTransaction
+
+TECHNIQUE_FACTS = """
+MATCH (m:Matrix)
+WITH collect({matrix: m, width: COUNT { (m)-[:HAS_TACTIC]->(:Tactic) }}) AS widths
+MATCH (t:Technique)
+OPTIONAL MATCH (t)-[:SUBTECHNIQUE_OF]->(p:Technique)
+CALL (t, widths) {
+  OPTIONAL MATCH (t)-[:IN_TACTIC]->(ta:Tactic)<-[o:HAS_TACTIC]-(m:Matrix)
+  WHERE NOT m.revoked AND NOT m.deprecated AND NOT ta.revoked AND NOT ta.deprecated
+  WITH ta, o, m, coalesce([w IN widths WHERE w.matrix = m][0].width, 0) AS width
+  WITH ta, min(o.order) AS ord, max(width) AS width, head(collect(m.attack_id)) AS matrix
+  ORDER BY ord
+  RETURN [x IN collect(ta.shortname) WHERE x IS NOT NULL] AS tactics,
+         [x IN collect(ta.name) WHERE x IS NOT NULL] AS tactic_names,
+         [x IN collect(ord) WHERE x IS NOT NULL] AS tactic_orders,
+         [x IN collect(width) WHERE x IS NOT NULL] AS matrix_widths,
+         [x IN collect(matrix) WHERE x IS NOT NULL] AS tactic_domains
+}
+CALL (t) {
+  OPTIONAL MATCH (t)<-[r:DETECTS]-(d:DetectionStrategy)
+  WHERE NOT r.revoked AND NOT r.deprecated AND NOT d.revoked AND NOT d.deprecated
+  OPTIONAL MATCH (d)-[:HAS_ANALYTIC]->(a:Analytic)
+  WHERE NOT a.revoked AND NOT a.deprecated
+  RETURN count(DISTINCT d) AS detection_strategies, count(DISTINCT a) AS analytics
+}
+CALL (t) {
+  OPTIONAL MATCH (t)<-[r:DETECTS]-(dc:DataComponent)
+  WHERE NOT r.revoked AND NOT r.deprecated AND NOT dc.revoked AND NOT dc.deprecated
+  RETURN count(DISTINCT dc) AS data_components
+}
+CALL (t) {
+  OPTIONAL MATCH (m:Mitigation)-[r:MITIGATES]->(t)
+  WHERE NOT m.revoked AND NOT m.deprecated AND NOT r.revoked AND NOT r.deprecated
+  RETURN count(DISTINCT m) AS mitigations
+}
+// how many current groups use it: through the same path kinds as gap_analysis's threat model
+CALL (t) {
+  CALL (t) {
+    MATCH (g:Group)-[u:USES]->(t)
+    WHERE NOT g.revoked AND NOT g.deprecated AND NOT u.revoked AND NOT u.deprecated
+    RETURN g, false AS software
+    UNION
+    MATCH (g:Group)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[u:USES]->(t)
+    WHERE NOT g.revoked AND NOT g.deprecated AND NOT a.revoked AND NOT a.deprecated
+      AND NOT c.revoked AND NOT c.deprecated AND NOT u.revoked AND NOT u.deprecated
+    RETURN g, false AS software
+    UNION
+    MATCH (g:Group)-[gs:USES]->(s:Software)-[u:USES]->(t)
+    WHERE NOT g.revoked AND NOT g.deprecated AND NOT gs.revoked AND NOT gs.deprecated
+      AND NOT s.revoked AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
+    RETURN g, true AS software
+    UNION
+    MATCH (g:Group)<-[a:ATTRIBUTED_TO]-(c:Campaign)-[cs:USES]->(s:Software)-[u:USES]->(t)
+    WHERE NOT g.revoked AND NOT g.deprecated AND NOT a.revoked AND NOT a.deprecated
+      AND NOT c.revoked AND NOT c.deprecated AND NOT cs.revoked AND NOT cs.deprecated
+      AND NOT s.revoked AND NOT s.deprecated AND NOT u.revoked AND NOT u.deprecated
+    RETURN g, true AS software
+  }
+  RETURN count(DISTINCT CASE WHEN NOT software THEN g END) AS groups_using,
+         count(DISTINCT g) AS groups_using_software
+}
+SET t.rank_parent_id = p.attack_id, t.rank_parent_name = p.name,
+    t.rank_tactics = tactics, t.rank_tactic_names = tactic_names,
+    t.rank_tactic_orders = tactic_orders, t.rank_matrix_widths = matrix_widths,
+    t.rank_tactic_domains = tactic_domains,
+    t.rank_detection_strategies = detection_strategies, t.rank_analytics = analytics,
+    t.rank_data_components = data_components, t.rank_mitigations = mitigations,
+    t.rank_groups_using = groups_using, t.rank_groups_using_software = groups_using_software
+"""
+
+
+def store_technique_facts(tx: ManagedTransaction) -> None:
+    """Recompute every technique's ranking facts (see the module's doc) in ``tx``."""
+    tx.run(TECHNIQUE_FACTS).consume()
