@@ -642,6 +642,34 @@ def gap_analysis(
     ``partial_counts_as_covered`` counts techniques covered only through their parent or
     sub-techniques as covered.
     """
+    ga, _ = _gaps(
+        graph,
+        actors=actors,
+        inventory=inventory,
+        platforms=platforms,
+        domain=domain,
+        include_software=include_software,
+        partial_counts_as_covered=partial_counts_as_covered,
+        weights=weights,
+        telemetry=False,
+    )
+    return ga
+
+
+def _gaps(
+    graph: Graph,
+    *,
+    actors: list[str] | dict[str, float],
+    inventory: str,
+    platforms: list[str] | None,
+    domain: str | None,
+    include_software: bool,
+    partial_counts_as_covered: bool,
+    weights: PriorityWeights | None,
+    telemetry: bool,
+) -> tuple[GapAnalysis, dict[str, Any]]:
+    """The gap analysis, and the ``gap_analysis`` query's row (with ``telemetry``, its v18 and
+    v17 telemetry rows for every technique of the threat model)."""
     if not isinstance(inventory, str) or not inventory.strip():
         raise InvalidInput("inventory: give the name of an imported inventory")
     dom = check_domain(domain)
@@ -659,6 +687,7 @@ def gap_analysis(
         domain=dom,
         platforms=plats,
         inventory=inventory.strip(),
+        telemetry=telemetry,
     )[0]
     if row["inventory"] is None:
         _check_inventory(graph, inventory)
@@ -668,7 +697,7 @@ def gap_analysis(
         rules = _inventory_rules(
             graph, row["inventory"], [t["technique_id"] for t in row["techniques"]]
         )
-    return shape_gaps(
+    ga = shape_gaps(
         row,
         rules,
         refs=refs,
@@ -680,6 +709,7 @@ def gap_analysis(
             "partial_counts_as_covered": partial_counts_as_covered,
         },
     )
+    return ga, row
 
 
 def shape_gaps(
@@ -903,7 +933,9 @@ def prioritize_telemetry(
         raise InvalidInput(f"level {level!r}: use log_source or data_component") from None
     if limit < 1:
         raise InvalidInput("limit must be at least 1")
-    ga = gap_analysis(
+    # one round trip: the gap analysis with the telemetry of every technique of the threat
+    # model, kept for the gaps (what telemetry_sources gives for them)
+    ga, row = _gaps(
         graph,
         actors=actors,
         inventory=inventory,
@@ -911,10 +943,13 @@ def prioritize_telemetry(
         domain=domain,
         include_software=include_software,
         partial_counts_as_covered=partial_counts_as_covered,
+        weights=None,
+        telemetry=True,
     )
     gaps = ga.gap_techniques()
     weight = {t.technique_id: t.actor_weight for t in gaps}
-    v18, v17 = telemetry_rows(graph, list(weight), _platforms(platforms))
+    v18 = [r for r in row["v18"] if r["technique_id"] in weight]
+    v17 = [r for r in row["v17"] if r["technique_id"] in weight]
     reach: dict[str, set[str]] = defaultdict(set)
     kind: dict[str, str] = {}
     dcs: dict[str, set[str]] = defaultdict(set)
