@@ -132,18 +132,31 @@ def test_lazarus_software_of_a_campaign_reaches_gaps_and_its_layer(
 
 
 def test_prevalence_counts_the_same_paths(graph: Graph) -> None:
+    """How many groups use each technique, as the load stores it (loader/technique_facts.py)
+    and the gap analysis reads it, counts the same paths as the groups' technique sets."""
     for software in (False, True):
         sets = group_technique_sets(graph, [], include_software=software)
         users: dict[str, int] = {}
         for _, techniques in sets.values():
             for t in techniques:
                 users[t] = users.get(t, 0) + 1
+        stored = {
+            r["id"]: r["n"]
+            for r in graph.read(
+                "MATCH (t:Technique) WHERE NOT t.revoked AND NOT t.deprecated "
+                "RETURN t.attack_id AS id, "
+                + ("t.rank_groups_using_software" if software else "t.rank_groups_using")
+                + " AS n"
+            )
+        }
+        assert {t: stored.get(t) for t in users} == users
+        assert all(n == 0 for t, n in stored.items() if t not in users)
         row = graph.read(
             Q.gap_analysis, group_ids=["G0016"], kinds=path_kinds(software), domain=None,
-            platforms=[], inventory="",
+            platforms=[], inventory="", telemetry=False,
         )[0]  # fmt: skip
-        prevalence = dict(map(tuple, row["prevalence"]))
-        assert {t: prevalence.get(t) for t in users} == users
+        assert row["techniques"]
+        assert all(t["groups_using"] == users[t["technique_id"]] for t in row["techniques"])
 
 
 def test_release_snapshots_count_every_path_kind() -> None:

@@ -115,15 +115,20 @@ CALL (techniques) {
     WHERE NOT t.revoked AND NOT t.deprecated
     RETURN collect({technique_id: t.attack_id, rules: c.rules, rule_count: c.rule_count,
                     partial_rules: c.partial_rules, partial_rule_count: c.partial_rule_count,
-                    via: c.via}) AS coverage
+                    via: c.via}) AS coverage,
+           collect(CASE WHEN c.rule_count > 0 THEN t.attack_id END) AS covered_ids
   }
-  RETURN stored AS coverage_stored, coverage
+  RETURN stored AS coverage_stored, coverage, covered_ids
 }
-// with $telemetry (prioritize_telemetry): the telemetry that shows those techniques, as
-// telemetry_sources gives it for them (v18: detection strategy -> analytic, for the platforms
-// -> log source -> data component; v17: data components that DETECT them)
-CALL (techniques) {
-  UNWIND CASE WHEN $telemetry THEN [x IN techniques | x.technique_id] ELSE [] END AS tid
+// with $telemetry (prioritize_telemetry): the telemetry that shows those techniques no rule
+// covers fully (a gap or a partial one), as telemetry_sources gives it for them (v18: detection
+// strategy -> analytic, for the platforms -> log source -> data component; v17: data
+// components that DETECT them)
+WITH *, CASE WHEN $telemetry
+             THEN [x IN techniques WHERE NOT x.technique_id IN covered_ids | x.technique_id]
+             ELSE [] END AS telemetry_ids
+CALL (telemetry_ids) {
+  UNWIND telemetry_ids AS tid
   MATCH (t:Technique {attack_id: tid})<-[r:DETECTS]-(d:DetectionStrategy)-[:HAS_ANALYTIC]->(a:Analytic)
   WHERE NOT t.revoked AND NOT t.deprecated AND NOT r.revoked AND NOT r.deprecated
     AND NOT d.revoked AND NOT d.deprecated AND NOT a.revoked AND NOT a.deprecated
@@ -137,8 +142,8 @@ CALL (techniques) {
                   log_source: l.name, channel: l.channel,
                   data_component_id: dc.attack_id, data_component: dc.name}) AS v18
 }
-CALL (techniques) {
-  UNWIND CASE WHEN $telemetry THEN [x IN techniques | x.technique_id] ELSE [] END AS tid
+CALL (telemetry_ids) {
+  UNWIND telemetry_ids AS tid
   MATCH (t:Technique {attack_id: tid})<-[r:DETECTS]-(dc:DataComponent)
   WHERE NOT t.revoked AND NOT t.deprecated AND NOT r.revoked AND NOT r.deprecated
     AND NOT dc.revoked AND NOT dc.deprecated
