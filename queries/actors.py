@@ -487,10 +487,14 @@ def similar_groups(
     """Groups most similar to one group (Jaccard over technique sets), over every group."""
     resolved = resolve_group(graph, group)
     gid = resolved.attack_id
-    sets_by_group = group_technique_sets(
-        graph, [], include_software=include_software, domain=domain
+    rows = graph.read(
+        Q.group_technique_ids,
+        group_ids=[],
+        kinds=path_kinds(include_software),
+        domain=_check_domain(domain),
     )
-    mine = set(sets_by_group.get(gid, (resolved.name, {}))[1])
+    sets_by_group = {r["group_id"]: (r["name"], r["techniques"]) for r in rows}
+    mine = set(sets_by_group.get(gid, (resolved.name, []))[1])
     ranked = []
     for other, (name, techs) in sets_by_group.items():
         if other == gid:
