@@ -41,6 +41,7 @@ from queries import coverage as C
 from queries.catalog import Q
 from queries.errors import TtpgraphError
 from queries.graph import Graph
+from queries.kinds import path_kinds
 from queries.settings import Settings
 
 from .common import ENTERPRISE, bench_server
@@ -96,7 +97,7 @@ def import_in_child(settings: Settings, path: Path, name: str) -> dict[str, Any]
 def threat_model_ids(graph: Graph) -> list[str]:
     groups = [r.group_id for r in C.resolve_actors(graph, ACTORS)]
     rows = graph.read(
-        Q.coverage_threat_model, group_ids=groups, include_software=False, domain=None,
+        Q.coverage_threat_model, group_ids=groups, kinds=path_kinds(False), domain=None,
         platforms=[],
     )  # fmt: skip
     return [r["technique_id"] for r in rows]
