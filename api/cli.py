@@ -259,11 +259,12 @@ def neo4j_warm(
     import json
 
     from loader.writer import ensure_schema, warm_writes
-    from queries.warm import warm
+    from queries.warm import announced, warm
 
-    run(ensure_schema)  # first: a schema change would drop the plans made before it
-    report = run(warm)
-    writes = run(warm_writes)
+    with user_errors(), announced(graph()):  # an API starting meanwhile waits for the end
+        ensure_schema(graph())  # first: a schema change would drop the plans made before it
+        report = warm(graph())
+        writes = warm_writes(graph())
     data = {**report.__dict__, "writes_seconds": writes}
     if status_file is not None:
         tmp = status_file.with_suffix(".tmp")
