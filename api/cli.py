@@ -261,8 +261,8 @@ def neo4j_warm(
     from loader.writer import ensure_schema, warm_writes
     from queries.warm import announced, warm
 
+    run(ensure_schema)  # first: a schema change would drop the plans made before it
     with user_errors(), announced(graph()):  # an API starting meanwhile waits for the end
-        ensure_schema(graph())  # first: a schema change would drop the plans made before it
         report = warm(graph())
         writes = warm_writes(graph())
     data = {**report.__dict__, "writes_seconds": writes}
