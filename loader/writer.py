@@ -363,14 +363,17 @@ def warm_writes(graph: Graph, *, per_label: int = 1000) -> float:
     t0 = time.perf_counter()
     remove_warm_up_objects(graph)  # a warm-up killed between its write and its delete
     rows = GraphRows(domain=WARM_UP_DOMAIN, spec_version="2.1", release="0")
+    # Texts as long as ATT&CK's descriptions: long strings take the store's other path.
+    text = " ".join(["warm-up"] * 150)
     ids: dict[str, list[str]] = {}
     for labels in dict.fromkeys(NODE_LABELS.values()):
         name = labels[-1]
         ids[name] = [f"{WARM_UP_DOMAIN}--{name.lower()}-{i}" for i in range(per_label)]
         rows.nodes[labels] = [
-            {"stix_id": sid, "name": "warm-up", "revoked": False, "deprecated": False}
+            {"stix_id": sid, "name": "warm-up", "revoked": False, "deprecated": False,
+             "description": text, "x_mitre_platforms": ["Windows", "Linux"]}
             for sid in ids[name]
-        ]
+        ]  # fmt: skip
 
     def pairs(a: str, b: str) -> list[dict[str, Any]]:
         return [{"src": x, "dst": y} for x, y in zip(ids[a], ids[b], strict=True)]
@@ -378,7 +381,7 @@ def warm_writes(graph: Graph, *, per_label: int = 1000) -> float:
     for rtype in REL_TYPES.values():
         rows.rels[rtype] = [
             {**p, "props": {"stix_id": f"relationship--warm-up-{rtype}-{i}", "revoked": False,
-                            "deprecated": False}}
+                            "deprecated": False, "description": text[:300]}}
             for i, p in enumerate(pairs("Technique", "Tactic"))
         ]  # fmt: skip
     rows.in_tactic = pairs("Technique", "Tactic")
