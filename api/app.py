@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -95,18 +96,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.cypher_runner = CypherRunner(s)
         app.state.cypher_runner.start_soon()
         if s.ttpgraph_warm_up:
-            # The first answers at full speed: the common questions asked once (plans made, code
-            # paths and connections warm) before serving; the rest of the catalog, which
-            # `ttpgraph neo4j start` plans too, in the background.
-            from queries.warm import warm, warm_once
+            # The first answers at full speed: the start-up warm-up of `ttpgraph neo4j start`
+            # let finish if it runs, then the common questions asked once (plans made, code
+            # paths and connections warm) before serving; the rest of the catalog, unless the
+            # start-up warm-up planned it, in the background.
+            from queries.warm import wait_for_warm_up, warm, warm_once
+
+            def warm_services() -> tuple[bool, Any]:
+                t0 = time.monotonic()
+                budget = s.ttpgraph_warm_up_seconds
+                waited = wait_for_warm_up(app.state.graph, budget=budget)
+                left = max(1.0, budget - (time.monotonic() - t0))
+                return waited, warm_once(app.state.graph, budget=left, catalog=False)
 
             try:
-                warmed = await anyio.to_thread.run_sync(
-                    lambda: warm_once(
-                        app.state.graph, budget=s.ttpgraph_warm_up_seconds, catalog=False
-                    )
-                )
-                if warmed is not None:  # first time this process meets this server
+                waited, warmed = await anyio.to_thread.run_sync(warm_services)
+                if warmed is not None and not waited:  # the catalog is not planned yet
 
                     def plan_catalog() -> None:
                         with contextlib.suppress(Exception):  # the API may be stopping

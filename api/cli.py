@@ -15,18 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
-from loader.stix import BundleError
 from queries.errors import TtpgraphError
 from queries.lazy import lazy_module
 
 from . import output
-from .output import Format, bold, emit, err, out, step, styled
+from .output import Format, bold, emit, err, out, real_console, step, styled
 from .serve import serve as serve_command
 
 # What a command needs is imported when it runs: `--help` and one question stay quick.
 if TYPE_CHECKING:
+    from rich.text import Text
+
     from loader import load as loading
     from loader import neo4j_server as srv
     from queries import settings as config
@@ -38,12 +39,30 @@ else:
     status_service = lazy_module("queries.status")
     config = lazy_module("queries.settings")
 
+
+class Root(TyperGroup):
+    """The root command: lists the commands of modules not imported (see register_commands)
+    from COMMANDS, in one order whether they are imported or not."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = [name for name in self.commands if name not in COMMANDS]
+        return [*own, *COMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in COMMANDS:  # listed in the help only
+            cmd = TyperCommand(cmd_name, help=COMMANDS[cmd_name][1])
+        return cmd
+
+
 app = typer.Typer(
     name="ttpgraph",
+    cls=Root,
     help="MITRE ATT&CK as a Neo4j graph, for threat-informed defense.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 neo4j_app = typer.Typer(help="Run Neo4j Community from Maven Central, without Docker.")
 
@@ -77,24 +96,36 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Map every error a user can cause to one line on stderr and exit code 1 — Neo4j going
-    away mid-command included (a driver error, not a traceback)."""
-    from neo4j.exceptions import DriverError, Neo4jError
-
-    from queries.graph import domain_error
-
+    away mid-command included (a driver error, not a traceback). The error classes are imported
+    when an error comes (an ``except`` clause is evaluated then): a command that never reaches
+    the driver does not import it."""
     try:
         yield
     except TtpgraphError as exc:
         raise fail(_one_line(exc)) from None
-    except (BundleError, srv.ServerError) as exc:
+    except load_errors() as exc:
         raise fail(str(exc)) from None
-    except (DriverError, Neo4jError) as exc:
+    except driver_errors() as exc:
+        from queries.graph import domain_error
+
         mapped = domain_error(exc)
         if mapped is not None:
             raise fail(_one_line(mapped)) from None
         code = getattr(exc, "code", None) or type(exc).__name__
         message = (getattr(exc, "message", None) or str(exc)).strip().splitlines()
         raise fail(f"Neo4j refused it ({code}): {message[0] if message else ''}") from None
+
+
+def load_errors() -> tuple[type[Exception], ...]:
+    from loader.stix import BundleError
+
+    return BundleError, srv.ServerError
+
+
+def driver_errors() -> tuple[type[Exception], ...]:
+    from neo4j.exceptions import DriverError, Neo4jError
+
+    return DriverError, Neo4jError
 
 
 def _one_line(exc: TtpgraphError) -> str:
@@ -228,11 +259,12 @@ def neo4j_warm(
     import json
 
     from loader.writer import ensure_schema, warm_writes
-    from queries.warm import warm
+    from queries.warm import announced, warm
 
     run(ensure_schema)  # first: a schema change would drop the plans made before it
-    report = run(warm)
-    writes = run(warm_writes)
+    with user_errors(), announced(graph()):  # an API starting meanwhile waits for the end
+        report = warm(graph())
+        writes = warm_writes(graph())
     data = {**report.__dict__, "writes_seconds": writes}
     if status_file is not None:
         tmp = status_file.with_suffix(".tmp")
@@ -309,7 +341,7 @@ def rich_progress() -> loading.Progress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                console=err,
+                console=real_console(err),
                 transient=False,
             )
             self.bar.start()
@@ -573,19 +605,78 @@ def _release_key(path: Path) -> tuple[int, ...]:
     return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
-def main() -> None:
-    # Each module registers its commands on `app`.
-    from . import (  # noqa: F401
-        cli_actors,
-        cli_apikey,
-        cli_coverage,
-        cli_intel,
-        cli_layers,
-        cli_overlap,
-        cli_releases,
-        cli_threat_models,
-    )
+# The module that registers each command on `app`, and the command's first help paragraph: a
+# command line imports only its own module, and `ttpgraph --help` lists the commands without
+# importing any (tests/test_cli.py checks the table against what the modules register and say).
+# The commands of this module (neo4j, load, status, serve, up, down) are always registered.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "profile": ("cli_actors", "Every technique a group is tied to and how we know (direct, "
+                "software, campaign)."),
+    "compare": ("cli_actors", "Techniques common to all, unique to each, k of N, and pairwise "
+                "Jaccard."),
+    "similar": ("cli_actors", "Groups most similar to one group, over every group in the graph "
+                "(Jaccard)."),
+    "gaps": ("cli_coverage", "Gap analysis: the actors' techniques against an inventory, gaps "
+             "ranked by priority."),
+    "telemetry": ("cli_coverage", "Which telemetry to collect first: greedy marginal gain over "
+                  "the gaps."),
+    "plan": ("cli_coverage", "Remediation plan: priority_1/2/3 gaps (30/60/90 days) with "
+             "sources, approach, effort."),
+    "emulation": ("cli_coverage", "Atomic Red Team tests for the gaps, as Invoke-AtomicTest "
+                  "lines (by number and GUID)."),
+    "report": ("cli_coverage", "THREAT MODEL ASSESSMENT: coverage, tactic breakdown, top gaps, "
+               "recommendation."),
+    "attribute": ("cli_intel", "Who fits the observed techniques: ATT&CK groups and the "
+                  "organisation's clusters ranked by rarity-weighted similarity, with the shared "
+                  "and missing techniques."),
+    "ioc": ("cli_intel", "What an IOC tells: the techniques, software, campaigns, groups and "
+            "clusters it is linked to, with the shortest path to each."),
+    "expect": ("cli_intel", "What to expect next from an actor: its techniques not observed "
+               "yet, in matrix order, with whether the organisation's detection inventories "
+               "cover them."),
+    "overlap": ("cli_overlap", "The actor-similarity network: groups joined by technique "
+                "overlap, with Louvain communities and centrality. Prints the groups, or writes "
+                "a file for Gephi, Cytoscape or a report with --output."),
+    "browser-kit": ("cli_overlap", "Write the Neo4j Browser kit: ttpgraph.grass (drop it onto "
+                    "Browser), the query pack as favorites (ttpgraph-favorites.zip, drop it onto "
+                    "Browser) and one .cypher file per query."),
+    "diff": ("cli_releases", "What changes between two ATT&CK releases, and which inventory "
+             "rules it breaks."),
+    "release-impact": ("cli_releases", "Inventory rules tagged with techniques the loaded "
+                       "release revoked, deprecated or does not know, with the technique to "
+                       "retag to."),
+    "sync": ("cli_releases", "Fetch from TAXII only what was added since the last load, apply "
+             "it, report what changed."),
+    "groups": ("cli_actors", "Find groups."),
+    "apikey": ("cli_apikey", "API keys for the HTTP API, stored hashed in api-keys.json next to "
+               "the settings file (or TTPGRAPH_API_KEYS_FILE)."),
+    "inventory": ("cli_coverage", "Detection-rule inventories: import, list, show, remap, "
+                  "delete."),
+    "intel": ("cli_intel", "Import the organisation's intelligence (OpenCTI, ATT&CK Workbench, "
+              "MISP) and manage it."),
+    "incident": ("cli_intel", "Incidents: a named set of observed techniques (and IOCs)."),
+    "layer": ("cli_layers", "ATT&CK Navigator layers: every answer as a layer file (.json, "
+              ".svg, .xlsx), and layers as input."),
+    "threat-model": ("cli_threat_models", "Saved threat models: the actors you defend against, "
+                     "held against an inventory."),
+}  # fmt: skip
+OWN_COMMANDS = frozenset({"neo4j", "load", "status", "serve", "up", "down"})
 
+
+def register_commands(args: list[str]) -> None:
+    """Import the module of the command the command line runs; every module for a word that is
+    no command (typer then suggests the closest); none for the root's help."""
+    import importlib
+
+    word = next((a for a in args if not a.startswith("-")), None)  # the root has flags only
+    if word is None or word in OWN_COMMANDS:
+        return
+    modules = [COMMANDS[word][0]] if word in COMMANDS else [m for m, _ in COMMANDS.values()]
+    for name in dict.fromkeys(modules):
+        importlib.import_module(f"api.{name}")
+
+
+def main() -> None:
     # The driver logs every retry as a warning; a command says what went wrong in one line.
     logging.getLogger("neo4j").setLevel(logging.ERROR)
     # --wide is the root's option; accept it after the command too (`ttpgraph status --wide`).
@@ -593,6 +684,7 @@ def main() -> None:
     if "--wide" in args[1:] and "--" not in args[: args.index("--wide")]:
         args.remove("--wide")
         args.insert(0, "--wide")
+    register_commands(args)
     try:
         app(args=args)
     finally:

@@ -419,27 +419,53 @@ def first_after_start(inst: Instance, *, warm_up: bool) -> dict[str, float]:
     return out
 
 
-def cli_wall(inst: Instance, runs: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+CONSOLE_SCRIPT = """import re, sys
+from api.cli import main
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\\.pyw|\\.exe)?$", "", sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def cli_commands(folder: Path) -> dict[str, list[str]]:
+    """The command lines timed: ``python -m api.cli``, the console script pip writes for
+    ``ttpgraph = api.cli:main`` (run by this interpreter, from a file in ``folder``), the
+    ``ttpgraph`` on PATH when it runs (a pyenv shim adds its own start-up), and bare Python."""
+    script = folder / "ttpgraph"
+    script.write_text(CONSOLE_SCRIPT, encoding="utf-8")
+    question = ["profile", "APT29", "--format", "json"]
     commands = {
-        "python -m api.cli profile APT29 --format json": [
-            sys.executable, "-m", "api.cli", "profile", "APT29", "--format", "json"
-        ],
+        "python -m api.cli profile APT29 --format json": [sys.executable, "-m", "api.cli",
+                                                          *question],
         "python -m api.cli --help": [sys.executable, "-m", "api.cli", "--help"],
+        "console script: profile APT29 --format json": [sys.executable, str(script), *question],
+        "console script: --help": [sys.executable, str(script), "--help"],
+        "python -c pass (the interpreter alone)": [sys.executable, "-c", "pass"],
     }  # fmt: skip
-    script = shutil.which("ttpgraph")
-    if script:
-        commands["ttpgraph profile APT29 --format json"] = [script, "profile", "APT29",
-                                                            "--format", "json"]  # fmt: skip
-        commands["ttpgraph --help"] = [script, "--help"]
+    on_path = shutil.which("ttpgraph")
+    if on_path and subprocess.run([on_path, "--help"], capture_output=True).returncode == 0:
+        commands[f"{on_path} profile APT29 --format json"] = [on_path, *question]
+        commands[f"{on_path} --help"] = [on_path, "--help"]
+    return commands
+
+
+def cli_wall(inst: Instance, runs: int) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU (user + system) seconds of ``runs`` fresh processes per command
+    line (one more run first, not counted)."""
+    import resource
+
+    out: dict[str, tuple[float, float]] = {}
     env = dict(inst.env, NEO4J_URI=f"bolt://127.0.0.1:{inst.bolt}")
-    for label, cmd in commands.items():
-        walls = []
+    for label, cmd in cli_commands(inst.home.parent).items():
+        walls, cpus = [], []
         for _ in range(runs + 1):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(cmd, env=env, cwd=REPO, check=True, capture_output=True)
             walls.append(time.perf_counter() - t0)
-        out[label] = statistics.median(walls[1:])
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        out[label] = statistics.median(walls[1:]), statistics.median(cpus[1:])
     return out
 
 
@@ -520,9 +546,10 @@ def run_all(inst: Instance, args: argparse.Namespace) -> None:
             f"{k} {v:.1f}" if k.endswith(" s") else f"{k} {v:.0f}" for k, v in first.items()
         ))  # fmt: skip
 
-    section("CLI wall time, s (median)")
-    for k, v in cli_wall(inst, 5).items():
-        print(f"  {k:45} {v:6.2f}")
+    section("CLI, s per process (median of 10; targets: question 0.6, --help 0.3 wall)")
+    print(f"  {'':50} {'wall':>6} {'cpu':>6}")
+    for k, (wall, cpu) in cli_wall(inst, 10).items():
+        print(f"  {k:50} {wall:6.2f} {cpu:6.2f}")
 
     if args.no_peers:
         return

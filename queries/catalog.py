@@ -178,10 +178,13 @@ def load_catalog(folder: Path = CYPHER_DIR) -> dict[str, CypherQuery]:
 
 
 class _Catalog:
-    """Attribute access to the queries: ``Q.techniques_used_by_group``."""
+    """Attribute access to the queries: ``Q.techniques_used_by_group``. A query asked for by
+    name is read from its own file (a CLI question parses one file, not the whole catalog);
+    :func:`load_catalog` (the catalog test, the warm-up) checks the files against each other."""
 
     def __init__(self) -> None:
         self._queries: dict[str, CypherQuery] | None = None
+        self._read: dict[str, CypherQuery] = {}
 
     @property
     def all(self) -> dict[str, CypherQuery]:
@@ -192,10 +195,13 @@ class _Catalog:
     def __getattr__(self, name: str) -> str:
         if name.startswith("_"):
             raise AttributeError(name)
-        try:
-            return self.all[name].text
-        except KeyError:
-            raise AttributeError(f"no Cypher file named {name}.cypher") from None
+        query = (self._queries or self._read).get(name)
+        if query is None:
+            path = CYPHER_DIR / f"{name}.cypher"
+            if self._queries is not None or not path.is_file():
+                raise AttributeError(f"no Cypher file named {name}.cypher")
+            query = self._read[name] = parse_file(path)
+        return query.text
 
 
 Q = _Catalog()

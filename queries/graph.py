@@ -11,14 +11,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from .lazy import import_driver
-
-import_driver()
-
-import neo4j  # noqa: E402
-import neo4j.graph  # noqa: E402
-from neo4j import AsyncGraphDatabase, GraphDatabase, RoutingControl  # noqa: E402
-from neo4j.exceptions import (  # noqa: E402
+import neo4j
+import neo4j.graph
+from neo4j import AsyncGraphDatabase, GraphDatabase, RoutingControl
+from neo4j.exceptions import (
     AuthError,
     ClientError,
     ConnectionAcquisitionTimeoutError,
@@ -28,9 +24,9 @@ from neo4j.exceptions import (  # noqa: E402
     TransientError,
 )
 
-from .cache import AnswerCache, freeze, read_versions, stamp_of  # noqa: E402
-from .errors import TtpgraphError, Unavailable  # noqa: E402
-from .settings import Settings, get_settings  # noqa: E402
+from .cache import AnswerCache, freeze, read_versions, stamp_of
+from .errors import TtpgraphError, Unavailable
+from .settings import Settings, get_settings
 
 T = TypeVar("T")
 

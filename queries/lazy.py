@@ -3,9 +3,11 @@ importing every library a command might need (the driver, FastAPI, networkx...).
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import sys
 from types import ModuleType
+from typing import Any
 
 
 def lazy_module(name: str) -> ModuleType:
@@ -23,18 +25,33 @@ def lazy_module(name: str) -> ModuleType:
     return module
 
 
-def import_driver() -> None:
-    """Import the neo4j driver without numpy, pandas and pyarrow: it imports them when they
-    are installed, for DataFrame results ttpgraph never asks for (half a second of every CLI
-    call where mitreattack-python's pandas is installed). They stay importable afterwards."""
-    if "neo4j" in sys.modules:
-        return
-    hidden = [m for m in ("numpy", "pandas", "pyarrow") if m not in sys.modules]
-    for m in hidden:
-        sys.modules[m] = None  # type: ignore[assignment]  # an ImportError for the driver
-    try:
-        import neo4j  # noqa: F401
-    finally:
-        for m in hidden:
-            if sys.modules.get(m) is None:
-                del sys.modules[m]
+# The neo4j driver imports numpy, pandas and pyarrow when they are installed, for DataFrame results
+# ttpgraph never asks for: half a second of every CLI call where mitreattack-python's pandas is
+# installed. While the driver's module of optional dependencies runs, they are not found; they
+# stay importable for everything else (mitreattack-python's layers, the benchmarks' peers).
+DRIVER_OPTIONAL = frozenset({"numpy", "pandas", "pyarrow"})
+DRIVER_OPTIONAL_IMPORTER = "neo4j._optional_deps"
+
+
+class HideFromDriver(importlib.abc.MetaPathFinder):
+    """Finds nothing, and refuses numpy, pandas and pyarrow to the driver's optional imports."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.partition(".")[0] in DRIVER_OPTIONAL and imported_by(DRIVER_OPTIONAL_IMPORTER):
+            raise ImportError(f"{name} is not for the neo4j driver in ttpgraph", name=name)
+        return None
+
+
+def imported_by(module: str) -> bool:
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_globals.get("__name__") == module:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def hide_dataframes_from_driver() -> None:
+    """Install :class:`HideFromDriver` (once): however the driver comes to be imported first."""
+    if not any(isinstance(f, HideFromDriver) for f in sys.meta_path):
+        sys.meta_path.insert(0, HideFromDriver())

@@ -10,6 +10,11 @@ shapes they use (a name and an id, 3 and 5 actors, each inventory). ``ttpgraph n
 runs this in the background after a fresh start (``ttpgraph neo4j warm``), and the API before it
 serves (``TTPGRAPH_WARM_UP``).
 
+One warm-up at a time: the start-up warm-up holds a transaction tagged ``ttpgraph-warm-up`` open
+while it runs (:func:`announced`), and an API starting meanwhile waits for it to end
+(:func:`wait_for_warm_up`) rather than planning the same queries beside it and answering its
+first questions on the two cores the warm-up takes.
+
 Warm-up answers are never cached: the services run on a graph whose answer cache is off.
 """
 
@@ -17,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +85,38 @@ def warm(
             report.failed.append(query.name)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+WARM_UP_APP = "ttpgraph-warm-up"
+
+
+@contextmanager
+def announced(graph: Graph) -> Iterator[None]:
+    """Hold a transaction tagged ``WARM_UP_APP`` open (it reads nothing, locks nothing) while
+    the block runs: what :func:`wait_for_warm_up` looks for."""
+    with graph.driver.session(database=graph.database) as session:
+        tx = session.begin_transaction(metadata={"app": WARM_UP_APP})
+        try:
+            tx.run("RETURN 1").consume()  # the transaction exists on the server from here
+            yield
+        finally:
+            tx.close()
+
+
+def wait_for_warm_up(graph: Graph, *, budget: float, poll: float = 0.25) -> bool:
+    """Wait while a start-up warm-up runs (another process's :func:`announced`), at most
+    ``budget`` seconds. Whether one was running."""
+    deadline = time.monotonic() + budget
+    seen = False
+    while True:
+        try:
+            running = graph.read(Q.warm_up_running, app=WARM_UP_APP)[0]["running"]
+        except (TtpgraphError, neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError):
+            return seen
+        if not running or time.monotonic() >= deadline:
+            return seen
+        seen = True
+        time.sleep(poll)
 
 
 _warmed: set[tuple[str, Any]] = set()

@@ -147,3 +147,68 @@ def test_compare_csv(graph, settings: Settings) -> None:
     header = proc.stdout.splitlines()[0].split(",")
     assert header == ["technique_id", "name", "k_of_n", "APT29 (G0016)", "APT28 (G0007)",
                       "Lazarus Group (G0032)"]  # fmt: skip
+
+
+def test_the_command_table_matches_the_modules() -> None:
+    """`ttpgraph --help` lists the commands from api.cli.COMMANDS without importing their
+    modules, and a command line imports only its own: the table must say which module defines
+    each command (a group: its sub-commands) and what their help says."""
+    import importlib
+
+    from api import cli
+
+    for module, _ in cli.COMMANDS.values():
+        importlib.import_module(f"api.{module}")
+    defined = {
+        c.name or c.callback.__name__.replace("_", "-"): c.callback.__module__
+        for c in cli.app.registered_commands
+    } | {
+        g.name: g.typer_instance.registered_commands[0].callback.__module__
+        for g in cli.app.registered_groups
+    }
+    assert {k: v for k, v in defined.items() if k not in cli.OWN_COMMANDS} == {
+        name: f"api.{module}" for name, (module, _) in cli.COMMANDS.items()
+    }
+    assert {k for k, v in defined.items() if v in ("api.cli", "api.serve")} == cli.OWN_COMMANDS
+    lazy = subprocess.run(
+        [sys.executable, "-m", "api.cli", "--help"], capture_output=True, text=True, check=True,
+        env=dict(os.environ, COLUMNS="400"),
+    ).stdout  # fmt: skip
+    every = subprocess.run(
+        [sys.executable, "-c", "import importlib, sys\nfrom api import cli\n"
+         "for m, _ in cli.COMMANDS.values(): importlib.import_module('api.' + m)\n"
+         "sys.argv[0] = 'python -m api.cli'\ncli.main()", "--help"],
+        capture_output=True, text=True, check=True, env=dict(os.environ, COLUMNS="400"),
+    ).stdout  # fmt: skip
+    assert lazy == every
+    for name in cli.COMMANDS:
+        assert f"  {name} " in lazy
+
+
+def test_a_question_imports_neither_rich_nor_pandas_nor_other_commands(
+    graph, settings: Settings
+) -> None:
+    """What `ttpgraph profile APT29 --format json` imports (its start-up is most of its time):
+    its own command module, not the others, not rich (no table), not the driver's optional
+    pandas."""
+    code = (
+        "import sys\nfrom api import cli\nsys.argv = ['ttpgraph'] + sys.argv[1:]\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('rich', 'pandas', 'numpy', 'api', 'neo4j'))))\n"
+    )
+    env = dict(os.environ, NEO4J_URI=settings.neo4j_uri, NEO4J_USER=settings.neo4j_user,
+               NEO4J_PASSWORD=settings.neo4j_password)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "profile", "APT29", "--format", "json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.splitlines()[-1].split())
+    assert "neo4j" in loaded and "api.cli_actors" in loaded  # it did try the question
+    assert not {m for m in loaded if m.split(".")[0] in ("pandas", "numpy")}
+    assert not {m for m in loaded if m.startswith("api.cli_") and m != "api.cli_actors"}
+    help_proc = subprocess.run(
+        [sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert not {m for m in help_proc.stdout.split() if m.startswith(("rich", "api.cli_"))}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from queries.cache import ATTACK, INTEL, THREAT_MODELS, bump_graph_version, inve
 from queries.catalog import load_catalog
 from queries.graph import Graph
 from queries.settings import Settings
-from queries.warm import warm
+from queries.warm import announced, wait_for_warm_up, warm
 
 from .conftest import ICS_21, free_port
 
@@ -83,8 +84,39 @@ def test_the_catalog_is_planned_when_the_server_starts(fresh: srv.ServerConfig) 
         warm_writes(g)
         run_catalog_examples(g)
         assert planned >= cached_plans(g) > len(catalog)
+        # The warm-up's committed load of made-up objects left nothing behind.
+        assert g.read("MATCH (n) WHERE NOT n:GraphVersion RETURN count(n) AS n")[0]["n"] == 0
     finally:
         g.close()
+
+
+def test_an_api_starting_during_the_start_up_warm_up_waits_for_it(graph: Graph) -> None:
+    assert wait_for_warm_up(graph, budget=5) is False  # none running: no wait
+    released = threading.Event()
+
+    def start_up_warm_up() -> None:
+        with announced(graph):  # what `ttpgraph neo4j warm` holds while it runs
+            released.wait(30)
+
+    holder = threading.Thread(target=start_up_warm_up)
+    holder.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not graph.read(
+            "SHOW TRANSACTIONS YIELD metaData WHERE metaData.app = 'ttpgraph-warm-up' "
+            "RETURN count(*) AS n"
+        )[0]["n"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert wait_for_warm_up(graph, budget=0.5) is True  # running, budget spent
+        threading.Timer(0.5, released.set).start()
+        assert wait_for_warm_up(graph, budget=30) is True  # waited for its end
+        assert not holder.is_alive() or released.is_set()
+        holder.join(10)
+        assert wait_for_warm_up(graph, budget=5) is False
+    finally:
+        released.set()
+        holder.join(10)
 
 
 def test_the_same_bytes_are_not_written_again(graph: Graph) -> None:
