@@ -314,8 +314,7 @@ def retire_source(graph: Graph, source: str) -> int:
         ).consume()
         tx.run("MATCH (s:IntelSource {source: $source}) DELETE s", source=source).consume()
         tx.run(
-            f"UNWIND $ids AS i CREATE (:{MARKER} {{import_id: i, source: $source, "
-            "started: $ts})",
+            f"UNWIND $ids AS i CREATE (:{MARKER} {{import_id: i, source: $source, started: $ts}})",
             ids=sorted({old, retired}),
             source=source,
             ts=time.time(),
