@@ -21,8 +21,10 @@ Everything lands as the organisation's own nodes: label ``OrgObject`` plus ``Org
 id). Relationships carry ``org: true`` and ``source`` too. They go between those nodes or *from*
 them *to* ATT&CK's ``Technique``, ``Software``, ``Group`` and ``Campaign`` nodes (matched by STIX
 id or ATT&CK id); nothing here ever sets a property or label on, or adds a relationship from,
-an ``AttackObject``. One import is one write transaction that first removes what the same
-source imported before (keeping the analyst's ``SAME_AS`` links), so a re-import replaces it.
+an ``AttackObject``. An import is staged in batches beside what the same source imported before
+and switched in with one small transaction (``loader.intel_store``: readers see the previous
+import or the new one, never half), keeping the analyst's ``SAME_AS`` links; a bundle over
+:data:`STREAM_ABOVE` bytes is read as a stream, so memory does not grow with it.
 """
 
 from __future__ import annotations
