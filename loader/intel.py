@@ -1564,6 +1564,7 @@ def _check_source(source: str) -> str:
 def ensure_intel_schema(graph: Graph) -> None:
     for stmt in (*SCHEMA, *STORE_SCHEMA):
         graph.write(stmt)
+    graph.write("CALL db.awaitIndexes(300)")  # a new index answers before batches rely on it
     graph.write(_IOC_KEYS)
 
 
