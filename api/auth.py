@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -263,6 +264,9 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # When the request arrived (time.monotonic()): deadlines count from here, reading the
+        # body and checking the key included (request.state.arrived).
+        scope.setdefault("state", {})["arrived"] = time.monotonic()
         if (
             len(scope["raw_path"] if scope.get("raw_path") else scope["path"])
             + len(scope.get("query_string", b""))

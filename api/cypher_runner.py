@@ -10,8 +10,11 @@ Cypher callers never take the connections the other routes need.
 
 Deadlines: the child ends every request at its timeout + ``CHILD_GRACE`` seconds (504) and asks
 Neo4j to terminate its transaction; if the child itself does not answer by timeout +
-``PARENT_GRACE`` (its event loop stuck decoding), the worker answers 504 and kills the child
-(closing its connections), and the next request starts a new one.
+``PARENT_GRACE`` after the request arrived (its event loop stuck decoding), the worker answers
+504, kills the child (closing its connections) and starts a new one at once, so the next
+request does not wait for a Python start-up. A child says when it is ready; one still starting
+when a request's time is up is left to finish starting (the request gets a 503 with
+Retry-After), never killed for it.
 
 Concurrency: before a request runs, the child counts the endpoint's transactions Neo4j still
 holds (every worker and replica, and those Neo4j was told to stop but still runs) plus its own
@@ -32,6 +35,7 @@ import logging
 import os
 import struct
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -46,7 +50,7 @@ from queries.settings import Settings
 log = logging.getLogger("ttpgraph.api")
 
 CHILD_GRACE = 0.5
-PARENT_GRACE = 1.5
+PARENT_GRACE = 1.0
 _LEN = struct.Struct(">I")
 # Errors that cross the pipe by name; anything else is a 500 (logged by the child).
 ERRORS: dict[str, type[TtpgraphError]] = {
@@ -93,6 +97,8 @@ class CypherRunner:
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
         self._starting: asyncio.Task[Any] | None = None
+        self._ready: dict[int, asyncio.Event] = {}  # pid -> set when that child serves
+        self._closing = False
 
     @property
     def pid(self) -> int | None:
@@ -117,6 +123,7 @@ class CypherRunner:
             )  # fmt: skip
             assert proc.stdin is not None and proc.stdout is not None
             await _write_frame(proc.stdin, {"settings": self.settings.model_dump(mode="json")}, b"")
+            self._ready[proc.pid] = asyncio.Event()
             self._proc = proc
             self._reader_task = asyncio.create_task(self._read(proc))
             return proc
@@ -126,6 +133,10 @@ class CypherRunner:
         try:
             while True:
                 header, body = await _read_frame(proc.stdout, self.max_bytes + 65536)
+                if header.get("ready"):
+                    if (ready := self._ready.get(proc.pid)) is not None:
+                        ready.set()
+                    continue
                 fut = self._pending.pop(int(header.get("id", 0)), None)
                 if fut is not None and not fut.done():
                     fut.set_result((header, body))
@@ -135,8 +146,11 @@ class CypherRunner:
             self._fail_pending(proc)
 
     def _fail_pending(self, proc: asyncio.subprocess.Process) -> None:
+        self._ready.pop(proc.pid, None)
         if self._proc is proc:
-            self._proc = None  # the next request starts a new child
+            self._proc = None
+            if not self._closing:
+                self.start_soon()  # its successor starts now, not on the next request's time
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         for fut in self._pending.values():
@@ -144,24 +158,43 @@ class CypherRunner:
                 fut.set_exception(Unavailable("the Cypher runner stopped; retry the request"))
         self._pending.clear()
 
-    async def run(self, *, query: str, params: dict[str, Any], max_rows: int, owner: str) -> bytes:
-        """The answer's JSON, or the domain error the child raised."""
+    async def run(
+        self,
+        *,
+        query: str,
+        params: dict[str, Any],
+        max_rows: int,
+        owner: str,
+        arrived: float | None = None,
+    ) -> bytes:
+        """The answer's JSON, or the domain error the child raised. ``arrived``: when the
+        request arrived (``time.monotonic()``); the deadline counts from then."""
         timeout = self.settings.ttpgraph_cypher_timeout
-        proc = await self._ensure()
+        loop = asyncio.get_running_loop()
+        # The deadline on the event loop's clock, counted from arrival (a start-up included).
+        deadline = loop.time() + timeout + PARENT_GRACE
+        if arrived is not None:
+            deadline -= max(0.0, time.monotonic() - arrived)
+        try:
+            async with asyncio.timeout_at(deadline):
+                proc = await self._ensure()
+                await self._ready[proc.pid].wait()
+        except (TimeoutError, KeyError):  # KeyError: it died while starting
+            starting = Unavailable("the Cypher runner is starting; retry the request")
+            starting.retry_after = 1  # type: ignore[attr-defined]
+            raise starting from None
         assert proc.stdin is not None
         rid = next(self._ids)
-        fut: asyncio.Future[tuple[dict[str, Any], bytes]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        fut: asyncio.Future[tuple[dict[str, Any], bytes]] = loop.create_future()
         self._pending[rid] = fut
         request = {"id": rid, "query": query, "params": params, "max_rows": max_rows,
                    "owner": owner}  # fmt: skip
         try:
             await _write_frame(proc.stdin, request, b"")
-            header, body = await asyncio.wait_for(fut, timeout + PARENT_GRACE)
+            header, body = await asyncio.wait_for(fut, max(0.0, deadline - loop.time()))
         except (TimeoutError, ConnectionError):
             # The child missed its own deadline: its event loop is stuck. Kill it (its
-            # connections close, Neo4j ends their transactions); the next request starts anew.
+            # connections close, Neo4j ends their transactions); a new one starts at once.
             if self._proc is proc:  # the first request to notice says it, once
                 log.error("the Cypher runner missed a deadline; restarting it")
             self._pending.pop(rid, None)
@@ -182,6 +215,7 @@ class CypherRunner:
         return body
 
     async def close(self) -> None:
+        self._closing = True
         proc, self._proc = self._proc, None
         if proc is None or proc.returncode is not None:
             return
@@ -256,6 +290,7 @@ async def _serve(settings: Settings, reader: asyncio.StreamReader, writer: async
     timeout = settings.ttpgraph_cypher_timeout
     write_lock = asyncio.Lock()
     tasks: set[asyncio.Task[Any]] = set()
+    await _write_frame(writer, {"ready": True}, b"")
 
     async def reply(rid: int, body: bytes = b"", **error: Any) -> None:
         async with write_lock:

@@ -87,6 +87,10 @@ async def run_cypher(body: CypherRequest, request: Request) -> Response:
     screen_text(body.query, params)
     owner = getattr(request.state, "api_key", None) or "local"
     answer = await request.app.state.cypher_runner.run(
-        query=body.query, params=params, max_rows=body.limit or max_rows, owner=owner
+        query=body.query,
+        params=params,
+        max_rows=body.limit or max_rows,
+        owner=owner,
+        arrived=getattr(request.state, "arrived", None),
     )
     return Response(answer, media_type="application/json")
