@@ -21,25 +21,34 @@ Everything lands as the organisation's own nodes: label ``OrgObject`` plus ``Org
 id). Relationships carry ``org: true`` and ``source`` too. They go between those nodes or *from*
 them *to* ATT&CK's ``Technique``, ``Software``, ``Group`` and ``Campaign`` nodes (matched by STIX
 id or ATT&CK id); nothing here ever sets a property or label on, or adds a relationship from,
-an ``AttackObject``. One import is one write transaction that first removes what the same
-source imported before (keeping the analyst's ``SAME_AS`` links), so a re-import replaces it.
+an ``AttackObject``. An import is staged in batches beside what the same source imported before
+and switched in with one small transaction (``loader.intel_store``: readers see the previous
+import or the new one, never half), keeping the analyst's ``SAME_AS`` links; a bundle over
+:data:`STREAM_ABOVE` bytes is read as a stream, so memory does not grow with it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
+import hashlib
+import io
 import ipaddress
 import json
+import os
 import re
+import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+import ijson
+import orjson
 from neo4j import ManagedTransaction
 
 from queries.cache import INTEL, bump_graph_version
@@ -56,6 +65,9 @@ from queries.intel import (
 from queries.limits import MAX_NESTING, check_nesting
 from queries.resolve import resolve_group
 
+from .intel_fastcheck import plainly_valid, simple_pattern
+from .intel_store import BULK_LABELS, StagedIntel, quiet_session, retire_source
+from .intel_store import SCHEMA as STORE_SCHEMA
 from .locks import graph_lock
 from .sources import MAX_BUNDLE_BYTES, decode_bytes
 from .stix import BundleError
@@ -137,7 +149,6 @@ MAX_WARNINGS = 200
 BATCH = 5000
 
 SCHEMA = [
-    "CREATE CONSTRAINT org_object_key IF NOT EXISTS FOR (n:OrgObject) REQUIRE n.key IS UNIQUE",
     "CREATE CONSTRAINT intel_source_name IF NOT EXISTS "
     "FOR (n:IntelSource) REQUIRE n.source IS UNIQUE",
     "CREATE INDEX org_object_source IF NOT EXISTS FOR (n:OrgObject) ON (n.source)",
@@ -162,23 +173,30 @@ _IOC_KEYS = (
 
 @dataclass
 class IntelRows:
-    """One import, validated and ready to write."""
+    """One import, validated, on its way to the graph: rows are held in batches of
+    :data:`BATCH` and written to :attr:`store` (a staged import) as each fills, nodes before the
+    relationships that need them; :meth:`flush` writes the rest."""
 
     source: str
     flavour: str
     file: str | None = None
     sha256: str | None = None
+    # label -> rows not written yet
     nodes: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    # (relationship type, "org" | "attack") -> {src: org key, dst: org key or ATT&CK stix id,
-    # props}
-    edges: dict[tuple[str, str], list[dict[str, Any]]] = field(
+    # (relationship type, source is a small node, "small" | "bulk" | "attack") -> rows
+    # {src: org key, dst: org key or ATT&CK stix id, props} not written yet
+    edges: dict[tuple[str, bool, str], list[dict[str, Any]]] = field(
         default_factory=lambda: defaultdict(list)
     )
     same_as: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     link_attack_ids: bool = False
-    _edge_seen: set[tuple[str, str, str, str]] = field(default_factory=set)
+    store: StagedIntel | None = None
+    node_counter: Counter[str] = field(default_factory=Counter)
+    edge_counter: Counter[str] = field(default_factory=Counter)
+    _small_keys: set[str] = field(default_factory=set)
+    _edge_seen: set[bytes] = field(default_factory=set)
 
     def warn(self, text: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -187,26 +205,69 @@ class IntelRows:
             self.warnings.append("... more warnings left out")
 
     def add_node(self, label: str, props: dict[str, Any]) -> None:
-        self.nodes[label].append(props)
+        if label not in ALL_LABELS:  # the allow-list is the only source of labels
+            raise ValueError(f"label {label!r} not allowed")
+        if label not in BULK_LABELS:
+            self._small_keys.add(props["key"])
+        self.node_counter[label] += 1
+        group = self.nodes[label]
+        group.append(props)
+        if self.store is not None and len(group) >= BATCH:
+            self._write_nodes(label)
 
     def add_edge(self, rtype: str, src: str, dst: Endpoint, props: dict[str, Any]) -> None:
-        seen = (rtype, src, dst.ref, props.get("stix_id") or "")
+        if rtype not in ALL_REL_TYPES:
+            raise ValueError(f"relationship type {rtype!r} not allowed")
+        seen = hashlib.blake2b(
+            "\0".join((rtype, src, dst.ref, props.get("stix_id") or "")).encode(),
+            digest_size=16,
+        ).digest()
         if seen in self._edge_seen:
             return
         self._edge_seen.add(seen)
         full: dict[str, Any] = {"revoked": False, "deprecated": False, **props}
         full.update(source=self.source, org=True)
         row = {"src": src, "dst": dst.ref, "props": full}
-        self.edges[(rtype, dst.kind)].append(row)
+        if dst.kind == "attack":
+            where = "attack"
+        else:
+            where = "bulk" if dst.label in BULK_LABELS else "small"
+        group_key = (rtype, src in self._small_keys, where)
+        self.edge_counter[rtype] += 1
+        group = self.edges[group_key]
+        group.append(row)
+        if self.store is not None and len(group) >= BATCH:
+            self._write_all_nodes()
+            self._write_edges(group_key)
+
+    def _write_nodes(self, label: str) -> None:
+        assert self.store is not None
+        rows = self.nodes.pop(label, [])
+        if rows:
+            self.store.write_nodes(label, [ioc_keys(label, r) for r in rows])
+
+    def _write_all_nodes(self) -> None:
+        for label in list(self.nodes):
+            self._write_nodes(label)
+
+    def _write_edges(self, key: tuple[str, bool, str]) -> None:
+        assert self.store is not None
+        rows = self.edges.pop(key, [])
+        if rows:
+            rtype, src_small, where = key
+            self.store.write_edges(rtype, src_small=src_small, dst=where, rows=rows)
+
+    def flush(self) -> None:
+        """Write what is held (nodes first)."""
+        self._write_all_nodes()
+        for key in list(self.edges):
+            self._write_edges(key)
 
     def node_counts(self) -> dict[str, int]:
-        return {label: len(rows) for label, rows in sorted(self.nodes.items()) if rows}
+        return {label: n for label, n in sorted(self.node_counter.items()) if n}
 
     def edge_counts(self) -> dict[str, int]:
-        c: Counter[str] = Counter()
-        for (rtype, _), rows in self.edges.items():
-            c[rtype] += len(rows)
-        return dict(sorted(c.items()))
+        return {rtype: n for rtype, n in sorted(self.edge_counter.items()) if n}
 
 
 @dataclass(frozen=True)
@@ -408,6 +469,9 @@ def pattern_problem(pattern: str) -> str | None:
 def pattern_values(pattern: str) -> list[str]:
     """The literal values an indicator's STIX pattern compares with ``=`` or ``IN`` (lower-cased):
     ``[ipv4-addr:value = '203.0.113.7']`` -> ``['203.0.113.7']``; object types are left out."""
+    literal = simple_pattern(pattern)
+    if literal is not None:  # the common one-comparison pattern, without the ANTLR parser
+        return [literal.strip().lower()] if literal.strip() else []
     from stix2patterns.v21.pattern import Pattern
 
     if pattern_problem(pattern):
@@ -449,19 +513,17 @@ def observable_values(obj: dict[str, Any]) -> tuple[str | None, list[str]]:
 # ---------------------------------------------------------------- STIX bundles
 
 
-def _flavour(objects: list[dict[str, Any]]) -> str:
-    def has(pred: Any) -> bool:
-        return any(pred(o) for o in objects)
-
-    if has(lambda o: OPENCTI_EXT in (o.get("extensions") or {})
-           or any(k.startswith("x_opencti_") for k in o)):  # fmt: skip
+def _flavour_of(obj: dict[str, Any]) -> str | None:
+    """The exporter an object betrays (``opencti``, ``misp``, ``workbench``), if any."""
+    if OPENCTI_EXT in (obj.get("extensions") or {}) or any(k.startswith("x_opencti_") for k in obj):
         return "opencti"
-    if has(lambda o: any(str(label).startswith("misp:") for label in _items(o.get("labels")))
-           or any(k.startswith("x_misp_") for k in o)):  # fmt: skip
+    if any(str(label).startswith("misp:") for label in _items(obj.get("labels"))) or any(
+        k.startswith("x_misp_") for k in obj
+    ):
         return "misp"
-    if has(lambda o: o.get("type") == "x-mitre-collection" or "x_mitre_attack_spec_version" in o):
+    if obj.get("type") == "x-mitre-collection" or "x_mitre_attack_spec_version" in obj:
         return "workbench"
-    return "stix"
+    return None
 
 
 def _validate(obj: Any, i: int, version: str | None) -> dict[str, Any]:
@@ -481,6 +543,8 @@ def _validate(obj: Any, i: int, version: str | None) -> dict[str, Any]:
         problem = pattern_problem(pattern)
         if problem:
             raise InvalidInput(f"objects[{i}] ({oid}): pattern {problem}")
+    if plainly_valid(obj):
+        return obj
     try:
         stix2.parse(obj, allow_custom=True, version=obj.get("spec_version") or version)
     except (STIXError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -520,31 +584,163 @@ def _common(obj: dict[str, Any], rows: IntelRows, names: dict[str, str]) -> dict
     return {k: v for k, v in props.items() if v is not None}
 
 
-def stix_rows(
-    objects: list[Any],
-    graph: Graph,
-    *,
-    source: str | None,
-    file: str | None = None,
-    sha256: str | None = None,
-    spec_version: str | None = None,
-    link_attack_ids: bool = False,
-) -> IntelRows:
-    """A STIX bundle's objects -> rows; refuses the import on the first invalid object."""
-    if not objects:
-        raise InvalidInput(f"{file or 'bundle'}: the bundle holds no objects")
-    # Latest version of each object (a bundle may hold several versions of one id).
-    latest: dict[str, tuple[int, dict[str, Any]]] = {}
+_ATTACK_PREFIXES = tuple(f"{t}--" for t in ATTACK_KIND)
+_LABEL_CODES = {label: i for i, label in enumerate(ALL_LABELS)}
+
+
+@dataclass
+class _Scan:
+    """What the first pass over a bundle learns: how many objects, which ids occur twice, the
+    exporter, the ATT&CK objects it may refer to, the identities' names, what is sighted."""
+
+    count: int = 0
+    ids: set[int] = field(default_factory=set)
+    dups: set[int] = field(default_factory=set)
+    flavours: set[str] = field(default_factory=set)
+    attack_refs: set[str] = field(default_factory=set)
+    claimed: list[str] = field(default_factory=list)
+    identities: list[tuple[int, str, str, str]] = field(default_factory=list)
+    sighted: set[str] = field(default_factory=set)
+    latest: dict[str, int] = field(default_factory=dict)  # only for ids that occur twice
+
+    @property
+    def flavour(self) -> str:
+        for f in ("opencti", "misp", "workbench"):
+            if f in self.flavours:
+                return f
+        return "stix"
+
+    def keep(self, i: int, oid: str) -> bool:
+        """Whether object ``i`` is the version of its id that counts (the latest)."""
+        return hash(oid) not in self.dups or self.latest.get(oid) == i
+
+
+def _scan(objects: Iterable[Any]) -> _Scan:
+    sc = _Scan()
     for i, obj in enumerate(objects):
         if not isinstance(obj, dict):
             raise InvalidInput(f"objects[{i}]: expected a STIX object, got {type(obj).__name__}")
         oid = obj.get("id")
         if not isinstance(oid, str):
             raise InvalidInput(f"objects[{i}]: 'id' is missing")
-        prev = latest.get(oid)
-        if prev is None or str(obj.get("modified") or "") >= str(prev[1].get("modified") or ""):
-            latest[oid] = (i, obj)
-    flavour = _flavour([o for _, o in latest.values()])
+        h = hash(oid)
+        if h in sc.ids:
+            sc.dups.add(h)
+        else:
+            sc.ids.add(h)
+        flavour = _flavour_of(obj)
+        if flavour:
+            sc.flavours.add(flavour)
+        otype = obj.get("type")
+        refs = [oid, obj.get("source_ref"), obj.get("target_ref"), obj.get("sighting_of_ref")]
+        refs += _items(obj.get("object_refs")) + _items(obj.get("observed_data_refs"))
+        for ref in refs:
+            if isinstance(ref, str) and ref.startswith(_ATTACK_PREFIXES):
+                sc.attack_refs.add(ref)
+        if otype in ATTACK_KIND:
+            sc.claimed.extend(attack_ids_of(obj))
+        elif otype == "identity" and isinstance(obj.get("name"), str):
+            sc.identities.append((i, oid, str(obj.get("modified") or ""), obj["name"]))
+        elif otype == "sighting" and isinstance(obj.get("sighting_of_ref"), str):
+            sc.sighted.add(obj["sighting_of_ref"])
+        sc.count += 1
+    return sc
+
+
+def _resolve_versions(sc: _Scan, objects: Iterable[Any]) -> None:
+    """For the ids that occur more than once: which occurrence is the latest version."""
+    best: dict[str, tuple[int, str]] = {}
+    for i, obj in enumerate(objects):
+        oid = obj["id"]
+        if hash(oid) not in sc.dups:
+            continue
+        modified = str(obj.get("modified") or "")
+        prev = best.get(oid)
+        if prev is None or modified >= prev[1]:
+            best[oid] = (i, modified)
+    sc.latest = {oid: i for oid, (i, _) in best.items()}
+
+
+class _Endpoints(MutableMapping[str, list[Endpoint]]):
+    """STIX id -> what it stands for in the graph. The organisation's own nodes (a million IOCs)
+    are kept as a label code, their key being the source and the id."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.org: dict[str, int] = {}
+        self.other: dict[str, list[Endpoint]] = {}
+
+    def __getitem__(self, ref: str) -> list[Endpoint]:
+        code = self.org.get(ref)
+        if code is not None:
+            return [Endpoint("org", _key(self.source, ref), ALL_LABELS[code])]
+        return self.other[ref]
+
+    def __setitem__(self, ref: str, value: list[Endpoint]) -> None:
+        self.org.pop(ref, None)
+        self.other.pop(ref, None)
+        if len(value) == 1 and value[0].kind == "org" and value[0].ref == _key(self.source, ref):
+            self.org[ref] = _LABEL_CODES[value[0].label]
+        else:
+            self.other[ref] = value
+
+    def __delitem__(self, ref: str) -> None:
+        if self.org.pop(ref, None) is None:
+            del self.other[ref]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.org
+        yield from self.other
+
+    def __len__(self) -> int:
+        return len(self.org) + len(self.other)
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self.org or ref in self.other
+
+
+class _Spill:
+    """Objects set aside for after the nodes (relationships, sightings...), in a temporary file
+    rather than in memory."""
+
+    def __init__(self) -> None:
+        self.fh = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self.count = 0
+
+    def add(self, i: int, obj: dict[str, Any]) -> None:
+        self.fh.write(orjson.dumps([i, obj]) + b"\n")
+        self.count += 1
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        self.fh.seek(0)
+        for line in self.fh:
+            i, obj = orjson.loads(line)
+            yield i, obj
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def stix_import(
+    graph: Graph,
+    objects: Callable[[], Iterable[Any]],
+    *,
+    source: str | None,
+    file: str | None = None,
+    sha256: str | None = None,
+    spec_version: str | None = None,
+    link_attack_ids: bool = False,
+) -> tuple[IntelRows, bool]:
+    """A STIX bundle's objects (``objects()`` gives them from the start: a list, or a stream
+    read again) -> a staged import, switched in once complete. Refuses the import on the first
+    invalid object (nothing of it visible). Returns the rows' counts and whether a previous
+    import of the source was replaced."""
+    scan = _scan(objects())
+    if not scan.count:
+        raise InvalidInput(f"{file or 'bundle'}: the bundle holds no objects")
+    if scan.dups:
+        _resolve_versions(scan, objects())
+    flavour = scan.flavour
     label = source or (f"{flavour}-export {Path(file).name}" if file else f"{flavour}-export")
     rows = IntelRows(
         source=_check_source(label),
@@ -553,107 +749,130 @@ def stix_rows(
         sha256=sha256,
         link_attack_ids=link_attack_ids,
     )
-    refs: set[str] = set()
-    for _, o in latest.values():
-        for k in ("source_ref", "target_ref", "sighting_of_ref"):
-            if isinstance(o.get(k), str):
-                refs.add(o[k])
-        for k in ("object_refs", "observed_data_refs"):
-            refs.update(r for r in _items(o.get(k)) if isinstance(r, str))
-    claimed = [
-        a for _, o in latest.values() if o.get("type") in ATTACK_KIND for a in attack_ids_of(o)
-    ]
-    index = AttackIndex(graph, set(latest) | refs, claimed)
+    index = AttackIndex(graph, scan.attack_refs, scan.claimed)
+    names: dict[str, str] = {}
+    for i, oid, _modified, name in scan.identities:
+        if scan.keep(i, oid):
+            names[oid] = name
+    with staged_import(graph, rows) as store:
+        rows.store = store
+        _stix_write(rows, objects(), scan, index, names, graph, spec_version)
+        if not rows.node_counter:
+            raise InvalidInput(f"{file}: {NOTHING}")
+        replaced = switch_in(graph, rows, store)
+    return rows, replaced
 
-    names = {
-        oid: o["name"]
-        for oid, (_, o) in latest.items()
-        if o.get("type") == "identity" and isinstance(o.get("name"), str)
-    }
-    labels = {oid: str(o.get("name") or o.get("value") or oid) for oid, (_, o) in latest.items()}
-    endpoints: dict[str, list[Endpoint]] = {}
-    relationships: list[tuple[int, dict[str, Any]]] = []
-    sightings: list[tuple[int, dict[str, Any]]] = []
+
+def _stix_write(
+    rows: IntelRows,
+    objects: Iterable[Any],
+    scan: _Scan,
+    index: AttackIndex,
+    names: dict[str, str],
+    graph: Graph,
+    spec_version: str | None,
+) -> None:
+    """The second pass: every object validated in order, nodes written as they come,
+    relationships and sightings set aside and written once every node is."""
+    labels: dict[str, str] = {}
+    endpoints = _Endpoints(rows.source)
+    relationships, sightings = _Spill(), _Spill()
     reports: list[tuple[int, dict[str, Any]]] = []
     observed: list[tuple[int, dict[str, Any]]] = []
-    for i, obj in sorted(latest.values(), key=lambda x: x[0]):
-        otype = obj.get("type")
-        if otype in IGNORED_TYPES or (isinstance(otype, str) and otype.startswith("x-opencti-")):
-            rows.skipped[f"{otype} (not imported)"] += 1
-            continue
-        if obj["id"] in index.by_stix:
-            # ATT&CK's own object (Workbench and MISP bundles carry them verbatim): a reference.
-            hit = index.by_stix[obj["id"]]
-            if hit["kind"] in ("Technique", "Group", "Software", "Campaign"):
-                node, _ = index.current(hit)
-                endpoints[obj["id"]] = [Endpoint("attack", node["stix_id"], node["kind"])]
-                rows.skipped[f"{otype} (ATT&CK's own, linked)"] += 1
+    try:
+        for i, obj in enumerate(objects):
+            if not scan.keep(i, obj["id"]):
+                continue
+            if obj["id"] in scan.sighted:
+                labels[obj["id"]] = str(obj.get("name") or obj.get("value") or obj["id"])
+            otype = obj.get("type")
+            if otype in IGNORED_TYPES or (
+                isinstance(otype, str) and otype.startswith("x-opencti-")
+            ):
+                rows.skipped[f"{otype} (not imported)"] += 1
+                continue
+            if obj["id"] in index.by_stix:
+                # ATT&CK's own object (Workbench and MISP bundles carry them verbatim).
+                hit = index.by_stix[obj["id"]]
+                if hit["kind"] in ("Technique", "Group", "Software", "Campaign"):
+                    node, _ = index.current(hit)
+                    endpoints[obj["id"]] = [Endpoint("attack", node["stix_id"], node["kind"])]
+                    rows.skipped[f"{otype} (ATT&CK's own, linked)"] += 1
+                else:
+                    rows.skipped[f"{otype} (ATT&CK's own, not imported)"] += 1
+                continue
+            _validate(obj, i, spec_version)
+            if otype == "relationship":
+                relationships.add(i, obj)
+            elif otype == "sighting":
+                sightings.add(i, obj)
+            elif otype == "attack-pattern":
+                found, note = index.find("Technique", stix_id=None, attack_ids=attack_ids_of(obj))
+                if found is None:
+                    rows.warn(
+                        f"objects[{i}] ({obj['id']}): attack-pattern {obj.get('name')!r} is not "
+                        "an ATT&CK technique in the graph (no known STIX id or ATT&CK id); "
+                        "its relationships are skipped"
+                    )
+                    rows.skipped["attack-pattern (not in ATT&CK)"] += 1
+                    continue
+                if note:
+                    rows.warn(f"objects[{i}] ({obj['id']}): {note}")
+                endpoints[obj["id"]] = [Endpoint("attack", found["stix_id"], "Technique")]
+                rows.skipped["attack-pattern (linked to ATT&CK)"] += 1
+            elif otype == "observed-data":
+                observed.append((i, obj))
+            elif otype in ORG_LABELS:
+                _stix_node(rows, obj, index, names, endpoints)
+                if otype in ("report", "grouping"):
+                    reports.append((i, obj))
+            elif otype in SCO_TYPES or (
+                "created" not in obj and ("value" in obj or "hashes" in obj or "name" in obj)
+            ):
+                _observable_node(rows, obj, endpoints)
             else:
-                rows.skipped[f"{otype} (ATT&CK's own, not imported)"] += 1
-            continue
-        _validate(obj, i, spec_version)
-        if otype == "relationship":
-            relationships.append((i, obj))
-        elif otype == "sighting":
-            sightings.append((i, obj))
-        elif otype == "attack-pattern":
-            found, note = index.find("Technique", stix_id=None, attack_ids=attack_ids_of(obj))
-            if found is None:
-                rows.warn(
-                    f"objects[{i}] ({obj['id']}): attack-pattern {obj.get('name')!r} is not an "
-                    "ATT&CK technique in the graph (no known STIX id or ATT&CK id); "
-                    "its relationships are skipped"
-                )
-                rows.skipped["attack-pattern (not in ATT&CK)"] += 1
-                continue
-            if note:
-                rows.warn(f"objects[{i}] ({obj['id']}): {note}")
-            endpoints[obj["id"]] = [Endpoint("attack", found["stix_id"], "Technique")]
-            rows.skipped["attack-pattern (linked to ATT&CK)"] += 1
-        elif otype == "observed-data":
-            observed.append((i, obj))
-        elif otype in ORG_LABELS:
-            _stix_node(rows, obj, index, names, endpoints)
-            if otype in ("report", "grouping"):
-                reports.append((i, obj))
-        elif otype in SCO_TYPES or (
-            "created" not in obj and ("value" in obj or "hashes" in obj or "name" in obj)
-        ):
-            _observable_node(rows, obj, endpoints)
-        else:
-            rows.skipped[f"{otype} (not imported)"] += 1
+                rows.skipped[f"{otype} (not imported)"] += 1
 
-    for _i, obj in observed:  # observed-data: its observables stand in for it
-        targets: list[Endpoint] = []
-        for ref in obj.get("object_refs") or []:
-            targets.extend(endpoints.get(ref, []))
-        if isinstance(obj.get("objects"), dict):  # STIX 2.0: observables embedded
-            for k, sco in obj["objects"].items():
-                if isinstance(sco, dict) and isinstance(sco.get("type"), str):
-                    sub = {**sco, "id": f"{sco['type']}--{uuid.uuid5(NAMESPACE, obj['id'] + k)}"}
-                    _observable_node(rows, sub, endpoints)
-                    targets.extend(endpoints[sub["id"]])
-        endpoints[obj["id"]] = targets
+        for _i, obj in observed:  # observed-data: its observables stand in for it
+            targets: list[Endpoint] = []
+            for ref in obj.get("object_refs") or []:
+                targets.extend(endpoints.get(ref, []))
+            if isinstance(obj.get("objects"), dict):  # STIX 2.0: observables embedded
+                for k, sco in obj["objects"].items():
+                    if isinstance(sco, dict) and isinstance(sco.get("type"), str):
+                        sub = {
+                            **sco,
+                            "id": f"{sco['type']}--{uuid.uuid5(NAMESPACE, obj['id'] + k)}",
+                        }
+                        _observable_node(rows, sub, endpoints)
+                        targets.extend(endpoints[sub["id"]])
+            endpoints[obj["id"]] = targets
 
-    for _i, obj in reports:
-        src = endpoints[obj["id"]][0]
-        for ref in obj.get("object_refs") or []:
-            if ref.startswith("relationship--") and ref not in endpoints:
-                rows.skipped["report reference to a relationship"] += 1
-                continue
-            targets = _targets(rows, endpoints, index, ref)
-            for dst in targets:
-                if dst.ref != src.ref:
-                    rows.add_edge("REFERS_TO", src.ref, dst, {})
-    for i, obj in sightings:
-        _sighting(rows, i, obj, endpoints, index, names, labels)
-    rels = [(i, o) for i, o in relationships]
-    _relationships(rows, rels, endpoints, index, graph)
-    return rows
+        for _i, obj in reports:
+            src = endpoints[obj["id"]][0]
+            for ref in obj.get("object_refs") or []:
+                if ref.startswith("relationship--") and ref not in endpoints:
+                    rows.skipped["report reference to a relationship"] += 1
+                    continue
+                for dst in _targets(rows, endpoints, index, ref):
+                    if dst.ref != src.ref:
+                        rows.add_edge("REFERS_TO", src.ref, dst, {})
+        for i, obj in sightings:
+            _sighting(rows, i, obj, endpoints, index, names, labels)
+        part: list[tuple[int, dict[str, Any]]] = []
+        for item in relationships:
+            part.append(item)
+            if len(part) >= BATCH:
+                _relationships(rows, part, endpoints, index, graph)
+                part = []
+        _relationships(rows, part, endpoints, index, graph)
+    finally:
+        relationships.close()
+        sightings.close()
 
 
 def _targets(
-    rows: IntelRows, endpoints: dict[str, list[Endpoint]], index: AttackIndex, ref: str
+    rows: IntelRows, endpoints: MutableMapping[str, list[Endpoint]], index: AttackIndex, ref: str
 ) -> list[Endpoint]:
     if ref in endpoints:
         return endpoints[ref]
@@ -670,7 +889,7 @@ def _stix_node(
     obj: dict[str, Any],
     index: AttackIndex,
     names: dict[str, str],
-    endpoints: dict[str, list[Endpoint]],
+    endpoints: MutableMapping[str, list[Endpoint]],
 ) -> None:
     otype = obj["type"]
     label = ORG_LABELS[otype]
@@ -737,7 +956,7 @@ def _stix_node(
 
 
 def _observable_node(
-    rows: IntelRows, obj: dict[str, Any], endpoints: dict[str, list[Endpoint]]
+    rows: IntelRows, obj: dict[str, Any], endpoints: MutableMapping[str, list[Endpoint]]
 ) -> None:
     main, values = observable_values(obj)
     ext = _ext(obj, OPENCTI_SCO_EXT)
@@ -765,7 +984,7 @@ def _sighting(
     rows: IntelRows,
     i: int,
     obj: dict[str, Any],
-    endpoints: dict[str, list[Endpoint]],
+    endpoints: MutableMapping[str, list[Endpoint]],
     index: AttackIndex,
     names: dict[str, str],
     labels: dict[str, str],
@@ -792,7 +1011,7 @@ def _sighting(
 def _relationships(
     rows: IntelRows,
     rels: list[tuple[int, dict[str, Any]]],
-    endpoints: dict[str, list[Endpoint]],
+    endpoints: MutableMapping[str, list[Endpoint]],
     index: AttackIndex,
     graph: Graph,
 ) -> None:
@@ -1343,8 +1562,9 @@ def _check_source(source: str) -> str:
 
 
 def ensure_intel_schema(graph: Graph) -> None:
-    for stmt in SCHEMA:
+    for stmt in (*SCHEMA, *STORE_SCHEMA):
         graph.write(stmt)
+    graph.write("CALL db.awaitIndexes(300)")  # a new index answers before batches rely on it
     graph.write(_IOC_KEYS)
 
 
@@ -1359,37 +1579,32 @@ def ioc_keys(label: str, row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _quiet_session(graph: Graph) -> Any:
-    """A write session without "label / type / property does not exist" notifications: the
-    first import names relationship types (SAME_AS...) that do not exist yet."""
-    return graph.driver.session(
-        database=graph.database, notifications_disabled_classifications=["UNRECOGNIZED"]
-    )
+NOTHING = (
+    "nothing to import (no intrusion set, campaign, software, report, indicator, observable, "
+    "sighting or incident)"
+)
 
 
-def _batches(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    for i in range(0, len(rows), BATCH):
-        yield rows[i : i + BATCH]
-
-
-def write_intel(
-    graph: Graph,
-    rows: IntelRows,
-    *,
-    replace: bool = True,
-    extra: dict[str, Any] | None = None,
-) -> bool:
-    """Write one import in a single transaction, replacing what the same source held before.
-
-    Returns whether an earlier import of the source was replaced. With ``replace=False`` an
-    existing source is a Conflict (nothing written)."""
+@contextlib.contextmanager
+def staged_import(graph: Graph, rows: IntelRows) -> Iterator[StagedIntel]:
+    """The source's lock, held while a new import of it is written beside the previous one;
+    what was written is removed when the block fails (the previous import keeps answering)."""
     ensure_intel_schema(graph)
-    for label in rows.nodes:
-        if label not in ALL_LABELS:  # the allow-list is the only source of labels
-            raise ValueError(f"label {label!r} not allowed")
-    for rtype, _ in rows.edges:
-        if rtype not in ALL_REL_TYPES:
-            raise ValueError(f"relationship type {rtype!r} not allowed")
+    with graph_lock(graph, f"intel:{rows.source}", what=f"an import of {rows.source!r}"):
+        store = StagedIntel(graph, rows.source)
+        try:
+            yield store
+        except BaseException:
+            store.discard()
+            raise
+
+
+def switch_in(graph: Graph, rows: IntelRows, store: StagedIntel, *, replace: bool = True,
+              extra: dict[str, Any] | None = None) -> bool:  # fmt: skip
+    """Write what ``rows`` still holds, then make the import the source's (one small
+    transaction) and remove the previous one. Returns whether there was one."""
+    rows.store = store
+    rows.flush()
     meta = {
         "source": rows.source,
         "flavour": rows.flavour,
@@ -1404,73 +1619,30 @@ def write_intel(
         **(extra or {}),
     }
     meta = {k: v for k, v in meta.items() if v is not None}
-
-    def work(tx: ManagedTransaction) -> bool:
-        existed = tx.run(
-            "OPTIONAL MATCH (s:IntelSource {source: $source}) "
-            "OPTIONAL MATCH (n:OrgObject {source: $source}) "
-            "RETURN count(s) + count(n) > 0 AS existed",
-            source=rows.source,
-        ).single()["existed"]  # type: ignore[index]
-        if existed and not replace:
-            raise Conflict(
-                f"{rows.source!r} already exists; replace it explicitly or choose another name"
-            )
-        # The analyst's SAME_AS links survive a re-import of the same objects.
-        kept = [
-            r.data()
-            for r in tx.run(
-                "MATCH (c:OrgObject {source: $source})-[s:SAME_AS]->(a:AttackObject) "
-                "RETURN c.stix_id AS org_stix_id, a.stix_id AS attack_stix_id, "
-                "properties(s) AS props",
-                source=rows.source,
-            )
-        ]
-        tx.run(
-            "MATCH (n:OrgObject {source: $source}) DETACH DELETE n", source=rows.source
-        ).consume()
-        for label, group in rows.nodes.items():
-            for batch in _batches(group):
-                tx.run(
-                    f"UNWIND $rows AS row CREATE (n:OrgObject:{label}) SET n = row",
-                    rows=[ioc_keys(label, r) for r in batch],
-                ).consume()
-        for (rtype, kind), group in rows.edges.items():
-            target = (
-                "OrgObject {key: row.dst}" if kind == "org" else "AttackObject {stix_id: row.dst}"
-            )
-            stmt = (
-                "UNWIND $rows AS row MATCH (a:OrgObject {key: row.src}) "
-                f"MATCH (b:{target}) CREATE (a)-[r:{rtype}]->(b) SET r = row.props"
-            )
-            for batch in _batches(group):
-                tx.run(stmt, rows=batch).consume()
-        tx.run(
-            "UNWIND $rows AS row "
-            "MATCH (c:OrgObject {source: $source, stix_id: row.org_stix_id}) "
-            "MATCH (a:AttackObject {stix_id: row.attack_stix_id}) "
-            "MERGE (c)-[s:SAME_AS]->(a) SET s = row.props",
-            rows=kept,
-            source=rows.source,
-        ).consume()
-        tx.run(
-            "UNWIND $rows AS row MATCH (c:OrgObject {key: row.key}) "
-            "MATCH (a:AttackObject {stix_id: row.attack_stix_id}) "
-            "MERGE (c)-[s:SAME_AS]->(a) "
-            "SET s.source = $source, s.org = true, s.by = 'import', "
-            "s.created = coalesce(s.created, $now)",
-            rows=rows.same_as,
-            source=rows.source,
-            now=_now(),
-        ).consume()
-        tx.run("MERGE (s:IntelSource {source: $meta.source}) SET s = $meta", meta=meta).consume()
-        bump_graph_version(tx, INTEL)
-        return bool(existed)
-
-    with neo4j_errors(), _quiet_session(graph) as session:
-        replaced = session.execute_write(work)
-    graph.cache.clear()
+    replaced, _old = store.switch(meta, same_as=rows.same_as, replace=replace, now=_now())
     return replaced
+
+
+def write_intel(
+    graph: Graph,
+    rows: IntelRows,
+    *,
+    replace: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """Write one import built in memory (a MISP event, an incident), replacing what the same
+    source held before: staged in batches, switched in at once.
+
+    Returns whether an earlier import of the source was replaced. With ``replace=False`` an
+    existing source is a Conflict (nothing written)."""
+    if not replace and graph.read(
+        "MATCH (s:IntelSource {source: $source}) RETURN s.source AS s", source=rows.source
+    ):
+        raise Conflict(
+            f"{rows.source!r} already exists; replace it explicitly or choose another name"
+        )
+    with staged_import(graph, rows) as store:
+        return switch_in(graph, rows, store, replace=replace, extra=extra)
 
 
 def _result(rows: IntelRows, replaced: bool, t0: float, notes: list[str] | None = None):
@@ -1492,6 +1664,13 @@ def _result(rows: IntelRows, replaced: bool, t0: float, notes: list[str] | None 
 # ---------------------------------------------------------------- entry points
 
 
+STREAM_ABOVE = 32 * 1024 * 1024
+"""Bytes above which a STIX bundle is read as a stream (two passes, objects one at a time)
+rather than parsed whole."""
+MAX_INTEL_BYTES = int(os.environ.get("TTPGRAPH_MAX_INTEL_MB", "4096")) * 1024 * 1024
+"""The largest intelligence file read (streamed: memory does not grow with it)."""
+
+
 def import_intel_bytes(
     graph: Graph,
     raw: bytes,
@@ -1502,8 +1681,11 @@ def import_intel_bytes(
 ) -> ImportResult:
     """Import one export (STIX bundle or MISP event JSON) given as bytes; ``name`` is the file
     name (the default source label is ``<flavour>-export <name>``)."""
-    import hashlib
-
+    if len(raw) > STREAM_ABOVE:
+        return _import_stream(
+            graph, lambda: io.BytesIO(raw), name=name, source=source,
+            link_attack_ids=link_attack_ids, digest=hashlib.sha256(raw).hexdigest(),
+        )  # fmt: skip
     t0 = time.perf_counter()
     if source is not None:
         source = _check_source(source)
@@ -1513,43 +1695,141 @@ def import_intel_bytes(
         objects = data.get("objects")
         if not isinstance(objects, list):
             raise InvalidInput(f"{name}: bundle has no 'objects' list")
-        rows = stix_rows(
-            objects,
+        rows, replaced = stix_import(
             graph,
+            lambda: objects,
             source=source,
             file=name,
             sha256=digest,
             spec_version=_str(data.get("spec_version")),
             link_attack_ids=link_attack_ids,
         )
-    else:
-        rows = misp_rows(
-            data, graph, source=source, file=name, sha256=digest, link_attack_ids=link_attack_ids
-        )
-    if not rows.nodes:
-        raise InvalidInput(
-            f"{name}: nothing to import (no intrusion set, campaign, software, report, indicator, "
-            "observable, sighting or incident)"
-        )
-    with graph_lock(graph, f"intel:{rows.source}", what=f"an import of {rows.source!r}"):
-        replaced = write_intel(graph, rows)
+        return _result(rows, replaced, t0)
+    return _import_misp(graph, data, name=name, source=source, digest=digest,
+                        link_attack_ids=link_attack_ids, t0=t0)  # fmt: skip
+
+
+def _import_misp(
+    graph: Graph, data: Any, *, name: str, source: str | None, digest: str,
+    link_attack_ids: bool, t0: float,
+) -> ImportResult:  # fmt: skip
+    rows = misp_rows(
+        data, graph, source=source, file=name, sha256=digest, link_attack_ids=link_attack_ids
+    )
+    if not rows.node_counter:
+        raise InvalidInput(f"{name}: {NOTHING}")
+    replaced = write_intel(graph, rows)
+    return _result(rows, replaced, t0)
+
+
+def _gunzipped(fh: BinaryIO) -> BinaryIO:
+    head = fh.read(2)
+    fh.seek(0)
+    return gzip.GzipFile(fileobj=fh) if head == b"\x1f\x8b" else fh  # type: ignore[return-value]
+
+
+def _bundle_header(opener: Callable[[], BinaryIO], name: str) -> tuple[str | None, str | None]:
+    """(the top-level ``type``, ``spec_version``) of a JSON document, read without building
+    it; InvalidInput when it is not JSON or a bundle without an ``objects`` list."""
+    kind = version = None
+    objects = None
+    with opener() as raw, _gunzipped(raw) as fh:
+        try:
+            for prefix, event, value in ijson.parse(fh):
+                if prefix == "type" and event == "string":
+                    kind = value
+                elif prefix == "spec_version" and event == "string":
+                    version = value
+                elif prefix == "objects" and event in ("start_array", "start_map", "string",
+                                                       "number", "null", "boolean"):  # fmt: skip
+                    objects = event
+                    if kind is not None:
+                        break
+                    if event == "start_array":
+                        continue
+                if objects == "start_array" and kind is not None:
+                    break
+        except ijson.JSONError as exc:
+            raise InvalidInput(f"{name}: not valid JSON ({_one_line(exc)})") from None
+    if kind == "bundle" and objects != "start_array":
+        raise InvalidInput(f"{name}: bundle has no 'objects' list")
+    if kind == "bundle" and version is None:
+        with opener() as raw, _gunzipped(raw) as fh, contextlib.suppress(ijson.JSONError):
+            found = next(ijson.items(fh, "spec_version"), None)
+            version = found if isinstance(found, str) else None
+    return kind, version
+
+
+def _stream_objects(opener: Callable[[], BinaryIO], name: str) -> Iterator[Any]:
+    """A bundle's objects, one at a time."""
+    with opener() as raw, _gunzipped(raw) as fh:
+        try:
+            for obj in ijson.items(fh, "objects.item", use_float=True):
+                check_nesting(obj, name, MAX_NESTING - 2)
+                yield obj
+        except ijson.JSONError as exc:
+            raise InvalidInput(f"{name}: not valid JSON ({_one_line(exc)})") from None
+
+
+def _import_stream(
+    graph: Graph,
+    opener: Callable[[], BinaryIO],
+    *,
+    name: str,
+    source: str | None,
+    link_attack_ids: bool,
+    digest: str,
+) -> ImportResult:
+    """A large export: a STIX bundle read as a stream (memory does not grow with it); anything
+    else is read whole, within the bundle size limit."""
+    t0 = time.perf_counter()
+    if source is not None:
+        source = _check_source(source)
+    kind, version = _bundle_header(opener, name)
+    if kind != "bundle":
+        with opener() as fh:
+            raw = fh.read(MAX_BUNDLE_BYTES + 1)
+        data = read_json(raw, name)
+        detect_format(data, name)
+        return _import_misp(graph, data, name=name, source=source, digest=digest,
+                            link_attack_ids=link_attack_ids, t0=t0)  # fmt: skip
+    rows, replaced = stix_import(
+        graph,
+        lambda: _stream_objects(opener, name),
+        source=source,
+        file=name,
+        sha256=digest,
+        spec_version=version,
+        link_attack_ids=link_attack_ids,
+    )
     return _result(rows, replaced, t0)
 
 
 def import_intel_file(
     graph: Graph, path: str | Path, *, source: str | None = None, link_attack_ids: bool = False
 ) -> ImportResult:
-    """Import a file: a STIX 2.1 bundle (OpenCTI, ATT&CK Workbench, MISP) or MISP event JSON."""
+    """Import a file: a STIX 2.1 bundle (OpenCTI, ATT&CK Workbench, MISP) or MISP event JSON.
+    One over :data:`STREAM_ABOVE` bytes is read as a stream."""
     p = Path(path)
     if not p.exists():
         raise InvalidInput(f"{p}: no such file")
     if not p.is_file():
         raise InvalidInput(f"{p}: not a file")
-    if p.stat().st_size > MAX_BUNDLE_BYTES:
-        raise InvalidInput(f"{p}: larger than {MAX_BUNDLE_BYTES // (1024 * 1024)} MB")
-    return import_intel_bytes(
-        graph, p.read_bytes(), name=p.name, source=source, link_attack_ids=link_attack_ids
-    )
+    size = p.stat().st_size
+    if size <= STREAM_ABOVE:
+        return import_intel_bytes(
+            graph, p.read_bytes(), name=p.name, source=source, link_attack_ids=link_attack_ids
+        )
+    if size > MAX_INTEL_BYTES:
+        raise InvalidInput(f"{p}: larger than {MAX_INTEL_BYTES // (1024 * 1024)} MB")
+    digest = hashlib.sha256()
+    with p.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return _import_stream(
+        graph, lambda: p.open("rb"), name=p.name, source=source,
+        link_attack_ids=link_attack_ids, digest=digest.hexdigest(),
+    )  # fmt: skip
 
 
 def create_incident(
@@ -1580,27 +1860,12 @@ def create_incident(
 
 
 def delete_source(graph: Graph, source: str) -> int:
-    """Remove everything one source imported (an incident is the source ``incident: NAME``)."""
+    """Remove everything one source imported (an incident is the source ``incident: NAME``):
+    it stops answering in one small transaction, then its nodes are deleted in batches."""
     source = _check_source(source)
-
-    def work(tx: ManagedTransaction) -> int:
-        n = tx.run(
-            "OPTIONAL MATCH (s:IntelSource {source: $source}) "
-            "OPTIONAL MATCH (n:OrgObject {source: $source}) "
-            "RETURN count(DISTINCT s) AS s, count(DISTINCT n) AS n",
-            source=source,
-        ).single()
-        assert n is not None
-        if n["s"] == 0 and n["n"] == 0:
-            return -1
-        tx.run("MATCH (n:OrgObject {source: $source}) DETACH DELETE n", source=source).consume()
-        tx.run("MATCH (s:IntelSource {source: $source}) DELETE s", source=source).consume()
-        bump_graph_version(tx, INTEL)
-        return int(n["n"])
-
-    with neo4j_errors(), _quiet_session(graph) as session:
-        deleted = session.execute_write(work)
-    graph.cache.clear()
+    ensure_intel_schema(graph)
+    with graph_lock(graph, f"intel:{source}", what=f"a delete of {source!r}"):
+        deleted = retire_source(graph, source)
     if deleted < 0:
         known = [r["source"] for r in read_quietly(graph, Q.intel_sources, limit=1000)]
         raise NotFound(f"no imported source {source!r}", suggestions=known[:10])
@@ -1641,7 +1906,7 @@ def link_same_as(graph: Graph, *, cluster: str, group: str, remove: bool = False
         bump_graph_version(tx, INTEL)
         return int(rec["n"]) if rec else 0
 
-    with neo4j_errors(), _quiet_session(graph) as session:
+    with neo4j_errors(), quiet_session(graph) as session:
         n = session.execute_write(work)
     graph.cache.clear()
     if remove and n == 0:

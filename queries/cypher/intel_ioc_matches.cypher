@@ -13,6 +13,9 @@ CALL () {
 }
 WITH n
 WHERE (n:Indicator OR n:Observable)
+  // only the import its source answers with (not one being written or removed)
+  AND EXISTS { MATCH (s:IntelSource {source: n.source})
+               WHERE coalesce(s.import_id, '') = coalesce(n.import_id, '') }
 RETURN CASE WHEN n:Indicator THEN 'Indicator' ELSE 'Observable' END AS label,
        n.stix_id AS stix_id, n.stix_type AS stix_type, n.name AS name, n.value AS value,
        n.pattern AS pattern, n.source AS source, n.score AS score, n.valid_from AS valid_from,

@@ -13,6 +13,9 @@ CALL () {
 }
 WITH n AS ioc
 WHERE (ioc:Indicator OR ioc:Observable)
+  // only the import its source answers with (not one being written or removed)
+  AND EXISTS { MATCH (s:IntelSource {source: ioc.source})
+               WHERE coalesce(s.import_id, '') = coalesce(ioc.import_id, '') }
 CALL (ioc) {
   // what it indicates or is related to, then what that uses, is attributed to, is the same as
   MATCH p = (ioc)-[:INDICATES|RELATED_TO]-(x)-[:USES|ATTRIBUTED_TO|SAME_AS*0..2]->(y)
