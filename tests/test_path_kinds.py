@@ -38,6 +38,7 @@ CARRIERS = {
     "coverage_threat_model",
     "gap_analysis",
     "group_technique_evidence",
+    "group_technique_ids",
     "group_technique_sets",
     "intel_cluster_technique_sets",
     "profile_group",
