@@ -78,12 +78,17 @@ def test_the_catalog_is_planned_when_the_server_starts(fresh: srv.ServerConfig) 
         planned = cached_plans(g)  # what the start-up left planned (and the cache emptied)
         assert planned >= len(catalog)
         # The same warm-up again, then every catalog query with its example: the start-up had
-        # planned at least as much (it also planned the server's own readiness query).
+        # planned as much, give or take the odd entry (it also planned the server's own
+        # readiness query; CI once saw 166 after the start and 167 after the same work again,
+        # which one the count cannot tell - plausibly a plan dropped as stale while the made-up
+        # load moved the statistics by thousands of nodes). A warm-up that skipped a service
+        # or a part of the catalog leaves tens of plans for this second pass.
         ensure_schema(g)
         warm(g)
         warm_writes(g)
         run_catalog_examples(g)
-        assert planned >= cached_plans(g) > len(catalog)
+        again = cached_plans(g)
+        assert again > len(catalog) and again <= planned + 2, (planned, again)
         # The warm-up's committed load of made-up objects left nothing behind.
         assert g.read("MATCH (n) WHERE NOT n:GraphVersion RETURN count(n) AS n")[0]["n"] == 0
     finally:
