@@ -914,18 +914,22 @@ def ioc_lookup(graph: Graph, *, value: str, limit: int = 500) -> IocAnswer:
         raise InvalidInput("IOC value is empty")
     if len(value) > 2048:
         raise InvalidInput("IOC value longer than 2048 characters")
-    matches = [
-        IocMatch(**r) for r in read_quietly(graph, Q.intel_ioc_matches, value=value, limit=limit)
-    ]
+    row = read_quietly(graph, Q.intel_ioc_lookup, value=value, limit=limit)[0]
+    matches = [IocMatch(**m) for m in row["matches"]]
     if not matches:
         raise NotFound(f"no indicator or observable of the organisation holds {value!r}")
-    paths = [
-        IocPath(
-            nodes=[PathNode(**n) for n in r["nodes"]],
-            relationships=[PathRelationship(**x) for x in r["relationships"]],
+    tactics: dict[str, list[str]] = {}
+    paths = []
+    for r in row["paths"]:
+        for n in r["nodes"]:
+            if n.get("tactics") is not None:
+                tactics[n["id"]] = n["tactics"]
+        paths.append(
+            IocPath(
+                nodes=[PathNode(**n) for n in r["nodes"]],
+                relationships=[PathRelationship(**x) for x in r["relationships"]],
+            )
         )
-        for r in read_quietly(graph, Q.intel_ioc_paths, value=value, limit=limit)
-    ]
     linked: dict[str, dict[tuple[str, str], LinkedObject]] = defaultdict(dict)
     for p in paths:
         for i, node in enumerate(p.nodes[1:], 1):
@@ -945,9 +949,8 @@ def ioc_lookup(graph: Graph, *, value: str, limit: int = 500) -> IocAnswer:
                     via=sub.text(),
                 )
     techniques = sorted(linked["techniques"].values(), key=lambda x: (x.hops, x.id))
-    details = technique_details(graph, [t.id for t in techniques])
     for t in techniques:
-        t.tactics = (details.get(t.id) or {}).get("tactics") or []
+        t.tactics = tactics.get(t.id) or []
 
     def listed(bucket: str) -> list[LinkedObject]:
         return sorted(linked[bucket].values(), key=lambda x: (x.hops, x.label, x.id))

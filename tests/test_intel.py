@@ -31,6 +31,7 @@ from .bundle_facts import (
     group_technique_paths,
     is_current,
     objects,
+    technique_facts,
 )
 from .conftest import ENTERPRISE, SESSION_BUNDLES
 
@@ -741,7 +742,10 @@ def test_ioc_paths(graph: Graph, imported: dict[str, I.ImportResult]) -> None:
     assert ans.sightings and ans.reports
     assert all(p.nodes[0].label in ("Indicator", "Observable") for p in ans.paths)
     t = techniques["T1027"]
-    assert t.via.startswith("(") and "LynxLoader" in t.via and t.tactics
+    assert t.via.startswith("(") and "LynxLoader" in t.via
+    # every technique's tactics are the bundle's kill-chain phases (one query answers the lookup)
+    facts = technique_facts([ENTERPRISE])
+    assert all(set(x.tactics) == set(facts[x.id]["tactics"]) for x in ans.techniques)
     # case-insensitive, and through MISP's galaxies and STIX export alike
     dom = I.ioc_lookup(graph, value="LYNX-update.example.NET")
     assert {m.source for m in dom.matches} >= {SRC["opencti"], SRC["misp"]}

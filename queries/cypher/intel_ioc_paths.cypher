@@ -2,6 +2,7 @@
 // doc: What an IOC tells, as graph paths: from the indicators and observables holding the value to the techniques, software, campaigns, groups and clusters they are linked to - directly, through indicators based on them, through software that talks to or drops them, through the reports and incidents that mention them - and their sightings. Relationships of MITRE are followed only from software and campaigns (their techniques, their attribution).
 // params: value, limit
 // example: {"value": "203.0.113.7", "limit": 200}
+// paths: begin ioc_holders (one definition: intel_ioc_lookup.cypher carries it too)
 CALL () {
   // an index seek on the first value; the few IOCs with several values are read apart
   MATCH (n:OrgObject {ioc_key: toLower(trim($value))})
@@ -16,6 +17,8 @@ WHERE (ioc:Indicator OR ioc:Observable)
   // only the import its source answers with (not one being written or removed)
   AND EXISTS { MATCH (s:IntelSource {source: ioc.source})
                WHERE coalesce(s.import_id, '') = coalesce(ioc.import_id, '') }
+// paths: end
+// paths: begin ioc_paths (one definition: intel_ioc_lookup.cypher carries it too)
 CALL (ioc) {
   // what it indicates or is related to, then what that uses, is attributed to, is the same as
   MATCH p = (ioc)-[:INDICATES|RELATED_TO]-(x)-[:USES|ATTRIBUTED_TO|SAME_AS*0..2]->(y)
@@ -49,6 +52,7 @@ WHERE all(r IN relationships(p) WHERE NOT coalesce(r.revoked, false)
                OR (type(r) IN ['USES', 'ATTRIBUTED_TO']
                    AND any(l IN labels(startNode(r)) WHERE l IN ['Software', 'Campaign']))))
   AND all(n IN nodes(p) WHERE NOT coalesce(n.revoked, false) AND NOT coalesce(n.deprecated, false))
+// paths: end
 RETURN p,
        [n IN nodes(p) | {label: [l IN labels(n) WHERE l IN
           ['Technique', 'Group', 'Software', 'Campaign', 'OrgCluster', 'OrgCampaign', 'OrgSoftware',
