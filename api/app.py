@@ -100,18 +100,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # let finish if it runs, then the common questions asked once (plans made, code
             # paths and connections warm) before serving; the rest of the catalog, unless the
             # start-up warm-up planned it, in the background.
-            from queries.warm import wait_for_warm_up, warm, warm_once
+            from queries.warm import catalog_planned, wait_for_warm_up, warm, warm_once
 
-            def warm_services() -> tuple[bool, Any]:
+            def warm_services() -> bool:
+                """Warm the services; whether the catalog still needs its pass after."""
                 t0 = time.monotonic()
                 budget = s.ttpgraph_warm_up_seconds
                 waited = wait_for_warm_up(app.state.graph, budget=budget)
                 left = max(1.0, budget - (time.monotonic() - t0))
-                return waited, warm_once(app.state.graph, budget=left, catalog=False)
+                warmed = warm_once(app.state.graph, budget=left, catalog=False)
+                # not when a start-up warm-up planned it: one this API waited for, or one that
+                # ended before the API started (it says so in the graph)
+                unplanned = warmed is not None and not waited
+                return unplanned and not catalog_planned(app.state.graph)
 
             try:
-                waited, warmed = await anyio.to_thread.run_sync(warm_services)
-                if warmed is not None and not waited:  # the catalog is not planned yet
+                if await anyio.to_thread.run_sync(warm_services):
 
                     def plan_catalog() -> None:
                         with contextlib.suppress(Exception):  # the API may be stopping

@@ -259,12 +259,14 @@ def neo4j_warm(
     import json
 
     from loader.writer import ensure_schema, warm_writes
-    from queries.warm import announced, warm
+    from queries.warm import announced, record_catalog_planned, warm
 
     run(ensure_schema)  # first: a schema change would drop the plans made before it
     with user_errors(), announced(graph()):  # an API starting meanwhile waits for the end
         report = warm(graph())
         writes = warm_writes(graph())
+        if not report.failed and not report.stopped_early:
+            record_catalog_planned(graph())  # an API starting later skips its catalog pass
     data = {**report.__dict__, "writes_seconds": writes}
     if status_file is not None:
         tmp = status_file.with_suffix(".tmp")

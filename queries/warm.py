@@ -119,6 +119,35 @@ def wait_for_warm_up(graph: Graph, *, budget: float, poll: float = 0.25) -> bool
         time.sleep(poll)
 
 
+# The start-up warm-up, once it planned the whole catalog, writes the server start it planned
+# for on the version node (no data: no answer's version changes); the version node, because
+# it is the one node every ttpgraph graph has and every tool leaves alone.
+CATALOG_PLANNED = (
+    "CALL dbms.queryJmx('java.lang:type=Runtime') YIELD attributes "
+    "MERGE (v:GraphVersion {key: 'ttpgraph'}) "
+    "SET v.catalog_planned_for = attributes.StartTime.value"
+)
+
+
+def record_catalog_planned(graph: Graph) -> None:
+    """Say in the graph that this server start's catalog is planned (``neo4j warm``)."""
+    graph.write(CATALOG_PLANNED)
+
+
+def catalog_planned(graph: Graph) -> bool:
+    """Whether a start-up warm-up planned the whole catalog since the server last started (an
+    API starting after it need not plan it again beside its first answers)."""
+    try:
+        rows = graph.read(Q.server_started)
+    except (TtpgraphError, neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError):
+        return False
+    return (
+        bool(rows)
+        and rows[0]["started"] is not None
+        and (rows[0]["catalog_planned_for"] == rows[0]["started"])
+    )
+
+
 _warmed: set[tuple[str, Any]] = set()
 
 
