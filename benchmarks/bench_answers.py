@@ -375,7 +375,9 @@ def loads(inst: Instance, n: int) -> dict[str, tuple[float, float]]:
         out["cold"] = cli_load(inst)
         warm = []
         for _ in range(n):
-            graph.write("MATCH (n) DETACH DELETE n")
+            # the version node stays: it says the start-up warm-up planned this start's
+            # catalog, so the API timed below does not plan it again beside its answers
+            graph.write("MATCH (n) WHERE NOT n:GraphVersion DETACH DELETE n")
             warm.append(cli_load(inst))
         out["warm"] = sorted(warm)[len(warm) // 2]
         out["unchanged"] = cli_load(inst)
