@@ -29,7 +29,8 @@ DEFAULT_DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
 # What a load writes, versioned: a bundle loaded by a ttpgraph that wrote it differently is
 # loaded again even when its bytes are unchanged. Bump when the writer's output changes.
 # 2: techniques carry their ranking facts (loader.technique_facts).
-LOAD_FORMAT = 2
+# 3: groups carry their technique ids by path kinds (loader.technique_facts).
+LOAD_FORMAT = 3
 
 
 @dataclass

@@ -14,11 +14,20 @@ reads properties instead of walking the release around every technique of its th
 
 They depend on ATT&CK objects only (every domain's), so every load recomputes them for every
 technique; inventories, intelligence and threat models leave them as they are.
+
+The groups, likewise, carry what a similarity over every group reads
+(:func:`store_group_technique_ids`): ``rank_technique_ids`` (direct and campaign) and
+``rank_technique_ids_software`` (every path kind), each the ``group_technique_ids`` catalog
+query's answer for all domains - the one definition of the path kinds, run in the load's
+transaction - and ``[]`` for a current group tied to no technique.
 """
 
 from __future__ import annotations
 
 from neo4j import ManagedTransaction
+
+from queries.catalog import Q
+from queries.kinds import path_kinds
 
 TECHNIQUE_FACTS = """
 MATCH (m:Matrix)
@@ -91,5 +100,31 @@ SET t.rank_parent_id = p.attack_id, t.rank_parent_name = p.name,
 
 
 def store_technique_facts(tx: ManagedTransaction) -> None:
-    """Recompute every technique's ranking facts (see the module's doc) in ``tx``."""
+    """Recompute every technique's ranking facts and every group's technique ids (see the
+    module's doc) in ``tx``."""
     tx.run(TECHNIQUE_FACTS).consume()
+    store_group_technique_ids(tx)
+
+
+# Each current group's stored technique ids, by property: the path kinds they follow.
+GROUP_TECHNIQUE_IDS = {
+    "rank_technique_ids": path_kinds(False),
+    "rank_technique_ids_software": path_kinds(True),
+}
+
+
+def store_group_technique_ids(tx: ManagedTransaction) -> None:
+    """Every current group's technique ids by path kinds, as ``group_technique_ids`` answers
+    them for all groups and domains, stored on the groups (see the module's doc)."""
+    tx.run(
+        "MATCH (g:Group) WHERE NOT g.revoked AND NOT g.deprecated "
+        "SET g.rank_technique_ids = [], g.rank_technique_ids_software = []"
+    ).consume()
+    for prop, kinds in GROUP_TECHNIQUE_IDS.items():
+        rows = tx.run(Q.group_technique_ids, group_ids=[], kinds=kinds, domain=None).data()
+        tx.run(
+            "UNWIND $rows AS row MATCH (g:Group {attack_id: row.group_id}) "
+            "SET g[$prop] = row.techniques",
+            rows=rows,
+            prop=prop,
+        ).consume()

@@ -487,38 +487,40 @@ def similar_groups(
     """Groups most similar to one group (Jaccard over technique sets), over every group."""
     resolved = resolve_group(graph, group)
     gid = resolved.attack_id
-    rows = graph.read(
-        Q.group_technique_ids,
-        group_ids=[],
-        kinds=path_kinds(include_software),
-        domain=_check_domain(domain),
-    )
-    sets_by_group = {r["group_id"]: (r["name"], r["techniques"]) for r in rows}
-    mine = set(sets_by_group.get(gid, (resolved.name, []))[1])
-    ranked = []
-    for other, (name, techs) in sets_by_group.items():
-        if other == gid:
-            continue
-        theirs = set(techs)
-        shared = mine & theirs
-        if not shared:
-            continue
-        ranked.append(
-            SimilarGroup(
-                group_id=other,
-                name=name,
-                jaccard=round(jaccard(mine, theirs), 4),
-                shared=len(shared),
-                technique_count=len(theirs),
-                shared_techniques=sorted(shared),
-            )
+    dom = _check_domain(domain)
+    # Over every domain, the ids each load stores on the groups (the same query's answer);
+    # for one domain, or on a graph loaded before they were stored, the paths themselves.
+    stored = Q.group_technique_ids_stored
+    rows = [] if dom else graph.read(stored, include_software=include_software)
+    if not rows or any(r["techniques"] is None for r in rows):
+        rows = graph.read(
+            Q.group_technique_ids, group_ids=[], kinds=path_kinds(include_software), domain=dom
         )
-    ranked.sort(key=lambda s: (-s.jaccard, -s.shared, s.group_id))
+    sets_by_group = {r["group_id"]: (r["name"], r["techniques"]) for r in rows if r["techniques"]}
+    mine = set(sets_by_group.get(gid, (resolved.name, []))[1])
+    scored = []  # (jaccard, shared, other, name, its set): models for the first `limit` only
+    for other, (name, techs) in sets_by_group.items():
+        theirs = set(techs)
+        shared = len(mine & theirs)
+        if other != gid and shared:
+            scored.append((round(jaccard(mine, theirs), 4), shared, other, name, theirs))
+    scored.sort(key=lambda x: (-x[0], -x[1], x[2]))
+    ranked = [
+        SimilarGroup(
+            group_id=other,
+            name=name,
+            jaccard=score,
+            shared=shared,
+            technique_count=len(theirs),
+            shared_techniques=sorted(mine & theirs),
+        )
+        for score, shared, other, name, theirs in scored[:limit]
+    ]
     return Similarity(
         group_id=gid,
         name=resolved.name,
         include_software=include_software,
         technique_count=len(mine),
         compared_with=len(sets_by_group) - (1 if gid in sets_by_group else 0),
-        similar=ranked[:limit],
+        similar=ranked,
     )

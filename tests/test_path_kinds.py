@@ -21,6 +21,7 @@ from queries.actors import (
     group_technique_sets,
     path_kinds,
     profile_group,
+    similar_groups,
 )
 from queries.catalog import CYPHER_DIR, CatalogError, Q, check_shared_blocks, load_catalog
 from queries.graph import Graph
@@ -28,7 +29,7 @@ from queries.layer_services import gaps_layer_for
 from queries.releases import snapshot_from_graph
 
 from .bundle_facts import ext_id, group_technique_paths, is_current, objects
-from .conftest import ENTERPRISE
+from .conftest import ENTERPRISE, SESSION_BUNDLES
 
 DOMAIN = "enterprise-attack"
 INVENTORY = "t-paths-one"
@@ -158,6 +159,44 @@ def test_prevalence_counts_the_same_paths(graph: Graph) -> None:
         )[0]  # fmt: skip
         assert row["techniques"]
         assert all(t["groups_using"] == users[t["technique_id"]] for t in row["techniques"])
+
+
+def test_stored_group_technique_ids_are_the_paths(graph: Graph, groups: list[str]) -> None:
+    """The technique ids each load stores on the groups (what similar over every group reads)
+    are, for every group, its technique sets over the loaded bundles (computed here from the
+    JSON) and what group_technique_sets answers; similar from them ranks as Jaccard over the
+    bundle's sets does."""
+    stored = {
+        r["id"]: (set(r["base"]), set(r["every"]))
+        for r in graph.read(
+            "MATCH (g:Group) WHERE NOT g.revoked AND NOT g.deprecated RETURN g.attack_id AS id, "
+            "g.rank_technique_ids AS base, g.rank_technique_ids_software AS every"
+        )
+    }
+    wrong = []
+    for g in stored:
+        p = group_technique_paths(SESSION_BUNDLES, g)
+        base = set(p["direct"]) | set(p["campaign"])
+        if stored[g] != (base, base | set(p["software"]) | set(p["campaign_software"])):
+            wrong.append(g)
+    assert not wrong, wrong[:5]
+    assert set(groups) <= set(stored)
+    for software in (False, True):
+        sets = group_technique_sets(graph, [], include_software=software)
+        assert {g: set(t) for g, (_, t) in sets.items()} == {
+            g: pair[software] for g, pair in stored.items() if pair[software]
+        }
+    # FIN7's neighbours by Jaccard over the bundle's sets, against the service's answer
+    sets = {g: pair[0] for g, pair in stored.items() if pair[0]}
+    mine = sets["G0046"]
+    expected = sorted(
+        ((round(len(mine & s) / len(mine | s), 4), len(mine & s), g) for g, s in sets.items()
+         if g != "G0046" and mine & s),
+        key=lambda x: (-x[0], -x[1], x[2]),
+    )[:10]  # fmt: skip
+    got = similar_groups(graph, group="FIN7", limit=10)
+    assert [(s.jaccard, s.shared, s.group_id) for s in got.similar] == expected
+    assert got.compared_with == len(sets) - 1
 
 
 def test_release_snapshots_count_every_path_kind() -> None:
