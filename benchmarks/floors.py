@@ -93,3 +93,29 @@ CALL (g) {
 }
 RETURN g.attack_id AS group_id, collect(t.attack_id) AS techniques
 """
+
+
+# The same cores from what the graph stores at load and import time (technique ranking facts and
+# groups' technique ids: loader/technique_facts.py; an inventory's coverage per technique:
+# TechniqueCoverage), as a hand-written query against today's graph would read them. The
+# floors above compute those facts from the edges, as the graph before them had to.
+GAPS_STORED = """
+MATCH (g:Group) WHERE g.attack_id IN $group_ids
+CALL (g) {
+  MATCH (g)-[:USES]->(t:Technique) RETURN t
+  UNION
+  MATCH (g)<-[:ATTRIBUTED_TO]-(:Campaign)-[:USES]->(t:Technique) RETURN t
+}
+WITH t, collect(g.attack_id) AS actors
+WHERE NOT t.revoked AND NOT t.deprecated
+OPTIONAL MATCH (:Inventory {name: $inventory})-[:HAS_COVERAGE]->
+               (c:TechniqueCoverage {technique_id: t.attack_id})
+RETURN t.attack_id AS technique_id, actors, c.rules AS rules,
+       t.rank_groups_using AS groups_using, t.rank_detection_strategies AS strategies,
+       t.rank_mitigations AS mitigations, t.rank_tactic_orders AS orders
+"""
+
+SIMILAR_STORED = """
+MATCH (g:Group) WHERE NOT g.revoked AND NOT g.deprecated
+RETURN g.attack_id AS group_id, g.rank_technique_ids AS techniques
+"""
