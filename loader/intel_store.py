@@ -24,6 +24,8 @@ import or delete of the source (holding the source's lock) removes what a killed
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -126,13 +128,57 @@ def remove_leftovers(graph: Graph, source: str, *, keep: str | None = None) -> i
 
 
 class StagedIntel:
-    """One import of ``source`` being written beside the one it replaces."""
+    """One import of ``source`` being written beside the one it replaces.
+
+    Batches are written by a thread of their own, in the order they come, while the caller
+    reads and checks the next ones (Python and Neo4j each keep a core busy instead of taking
+    turns); at most :data:`AHEAD` batches wait. A batch that fails stops the writing: the next
+    batch, :meth:`flush` or :meth:`switch` raises its error in the caller."""
+
+    AHEAD = 2
 
     def __init__(self, graph: Graph, source: str) -> None:
         self.graph = graph
         self.source = source
         self.import_id = uuid.uuid4().hex
         self.opened = False
+        self._batches: queue.Queue[Callable[[ManagedTransaction], Any] | None] = queue.Queue(
+            maxsize=self.AHEAD
+        )
+        self._writer: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def _submit(self, work: Callable[[ManagedTransaction], Any]) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_batches, name="ttpgraph-intel-writer", daemon=True
+            )
+            self._writer.start()
+        self._batches.put(work)
+
+    def _write_batches(self) -> None:
+        while True:
+            work = self._batches.get()
+            try:
+                if work is None:
+                    return
+                if self._error is None:  # after a failure the rest is dropped
+                    _write(self.graph, work)
+            except BaseException as exc:  # noqa: BLE001 - raised again in the caller
+                self._error = exc
+            finally:
+                self._batches.task_done()
+
+    def flush(self) -> None:
+        """Wait until every batch is written and stop the writer; raise a batch's error."""
+        if self._writer is not None:
+            self._batches.put(None)
+            self._writer.join()
+            self._writer = None
+        if self._error is not None:
+            raise self._error
 
     def open(self) -> None:
         remove_leftovers(self.graph, self.source)
@@ -157,8 +203,8 @@ class StagedIntel:
                 f"UNWIND $rows AS row CREATE (n:{STAGED}) SET n = row, n.import_id = $id, "
                 "n.org_label = $label"
             )
-        _write(self.graph, lambda tx: tx.run(stmt, rows=rows, id=self.import_id,
-                                             label=label).consume())  # fmt: skip
+        self._submit(lambda tx: tx.run(stmt, rows=rows, id=self.import_id,
+                                       label=label).consume())  # fmt: skip
 
     def write_edges(
         self, rtype: str, *, src_small: bool, dst: str, rows: list[dict[str, Any]]
@@ -179,7 +225,7 @@ class StagedIntel:
             f"UNWIND $rows AS row MATCH (a:{src_label} {{key: row.src}}) WHERE a.import_id = $id "
             f"{target}CREATE (a)-[r:{rtype}]->(b) SET r = row.props"
         )
-        _write(self.graph, lambda tx: tx.run(stmt, rows=rows, id=self.import_id).consume())
+        self._submit(lambda tx: tx.run(stmt, rows=rows, id=self.import_id).consume())
 
     def switch(
         self, meta: dict[str, Any], *, same_as: list[dict[str, Any]], replace: bool, now: str
@@ -188,6 +234,7 @@ class StagedIntel:
         previous import was replaced, its import id)."""
         if not self.opened:
             self.open()
+        self.flush()
 
         def work(tx: ManagedTransaction) -> tuple[bool, str | None]:
             rec = tx.run(
@@ -283,6 +330,10 @@ class StagedIntel:
     def discard(self) -> None:
         """Remove what was staged (best effort: the next import of the source removes it
         otherwise)."""
+        if self._writer is not None:
+            self._error = self._error or Conflict("the import was discarded")  # drop the rest
+            with contextlib.suppress(BaseException):
+                self.flush()
         if not self.opened:
             return
         with contextlib.suppress(Neo4jError, DriverError, OSError, TtpgraphError):
