@@ -24,12 +24,16 @@ from .output import Format, bold, emit, step, styled
 
 if TYPE_CHECKING:
     from queries import coverage as C
-    from queries import layer_services as S
     from queries import layers as L
+    from queries.layers import actor_layers, detection_layers, input_layers, render_service
+    from queries.layers.export import LayerExport
 else:
     C = lazy_module("queries.coverage")
-    S = lazy_module("queries.layer_services")
     L = lazy_module("queries.layers")
+    actor_layers = lazy_module("queries.layers.actor_layers")
+    detection_layers = lazy_module("queries.layers.detection_layers")
+    input_layers = lazy_module("queries.layers.input_layers")
+    render_service = lazy_module("queries.layers.render_service")
 
 layer_app = typer.Typer(
     help="ATT&CK Navigator layers: every answer as a layer file (.json, .svg, .xlsx), and "
@@ -80,7 +84,7 @@ def writable() -> Iterator[None]:
 
 
 def deliver(
-    export: S.LayerExport,
+    export: LayerExport,
     output: Path | None,
     svg: Path | None,
     xlsx: Path | None,
@@ -93,7 +97,7 @@ def deliver(
     files: list[dict[str, Any]] = []
     with user_errors(), writable():
         if svg is not None or xlsx is not None:
-            S.require_renderer()  # before writing anything
+            render_service.require_renderer()  # before writing anything
         if output is not None:
             output.write_text(L.dump_layer(export.layer), encoding="utf-8")
             files.append({"file": str(output), "format": "json", "messages": []})
@@ -101,7 +105,9 @@ def deliver(
             if path is None:
                 continue
             with step(f"drawing {path.name} with mitreattack-python..."):
-                report = S.render_layer(graph(), layer=export.layer, fmt=kind, out_path=path)
+                report = render_service.render_layer(
+                    graph(), layer=export.layer, fmt=kind, out_path=path
+                )
             files.append({"file": str(path), "format": kind, "messages": report.messages})
     summary = export.model_dump(mode="json", exclude={"layer"})
     summary["files"] = files
@@ -150,7 +156,7 @@ def layer_profile(
     """One actor's techniques: score 3 direct, 2 via software, 1 via campaign, with ATT&CK's
     procedure text in the comments."""
     export = run(
-        lambda g: S.profile_layer_for(
+        lambda g: actor_layers.profile_layer_for(
             g,
             group=group,
             kinds=kind,
@@ -184,7 +190,7 @@ def layer_compare(
     weight); techniques common to all highlighted."""
     extra = {p.stem: p for p in layer or []}
     export = run(
-        lambda g: S.compare_layer_for(
+        lambda g: actor_layers.compare_layer_for(
             g,
             groups=C.split_values(actors),
             weights=C.parse_weights(weight, label="--weight"),
@@ -217,7 +223,7 @@ def layer_coverage(
 ) -> None:
     """What an imported inventory covers: score = number of rules, comment = their names."""
     export = run(
-        lambda g: S.coverage_layer_for(
+        lambda g: detection_layers.coverage_layer_for(
             g, inventory=inventory, domain=domain, platforms=platform, include_partial=partial
         )
     )
@@ -246,7 +252,7 @@ def layer_gaps(
     comments). E.g. ttpgraph layer gaps --actors "APT29,FIN7" --inventory soc -o gaps.json
     --svg gaps.svg"""
     export = run(
-        lambda g: S.gaps_layer_for(
+        lambda g: detection_layers.gaps_layer_for(
             g,
             actors=C.actors_with_weights(actors, weight, label="--weight"),
             inventory=inventory,
@@ -292,7 +298,7 @@ def layer_telemetry(
     N scores N)."""
     plan = inventory is not None and not source
     export = run(
-        lambda g: S.telemetry_layer_for(
+        lambda g: detection_layers.telemetry_layer_for(
             g,
             sources=C.split_values(source),
             level=level,
@@ -334,7 +340,7 @@ def layer_combine(
         raise fail("combine takes at most 26 layers (a to z)")
     bound = {chr(ord("a") + i): p for i, p in enumerate(files)}
     export = run(
-        lambda g: S.combine_layers_for(
+        lambda g: input_layers.combine_layers_for(
             g,
             layers=bound,
             expression=expression,
@@ -362,7 +368,7 @@ def layer_import(
 ) -> None:
     """Read a layer as an actor-like technique set: what it holds, and which groups it is like."""
     found = run(
-        lambda g: S.import_layer_as_actor_set(
+        lambda g: input_layers.import_layer_as_actor_set(
             g, layer=file, min_score=min_score, similar=similar, include_software=software
         )
     )
@@ -411,7 +417,7 @@ def layer_render(
             if path is None:
                 continue
             with step(f"drawing {path.name} with mitreattack-python..."):
-                report = S.render_layer(graph(), layer=data, fmt=kind, out_path=path)
+                report = render_service.render_layer(graph(), layer=data, fmt=kind, out_path=path)
             rows.append(
                 {
                     "file": str(path),

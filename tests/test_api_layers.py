@@ -24,10 +24,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from queries import layer_services as S
 from queries import layers as L
 from queries.errors import NotFound
 from queries.graph import Graph
+from queries.layers.actor_layers import compare_layer_for, profile_layer_for
+from queries.layers.detection_layers import coverage_layer_for, gaps_layer_for, telemetry_layer_for
+from queries.layers.input_layers import combine_layers_for, import_layer_as_actor_set
 from queries.settings import Settings
 
 from .conftest import CORPORA
@@ -114,7 +116,7 @@ def test_profile_layer_is_a_json_download_equal_to_the_service(
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"] == "application/json"
     assert resp.headers["content-disposition"] == 'attachment; filename="profile-g0016-apt29.json"'
-    expected = S.profile_layer_for(graph, group="G0016")
+    expected = profile_layer_for(graph, group="G0016")
     assert resp.json() == expected.layer
     assert resp.headers["x-ttpgraph-techniques"] == str(expected.techniques)
     assert resp.headers["x-ttpgraph-left-out"] == "0"
@@ -128,31 +130,31 @@ def test_profile_layer_is_a_json_download_equal_to_the_service(
         (
             "/api/v1/layers/compare",
             {"actor": ["APT29,APT28", "FIN7"], "weight": ["APT29=2"]},
-            lambda g, inv: S.compare_layer_for(
+            lambda g, inv: compare_layer_for(
                 g, groups=["APT29", "APT28", "FIN7"], weights={"APT29": 2}
             ),
         ),
         (
             "/api/v1/layers/telemetry",
             {"source": ["WinEventLog:Sysmon"], "level": "log_source", "actors": "FIN7"},
-            lambda g, inv: S.telemetry_layer_for(
+            lambda g, inv: telemetry_layer_for(
                 g, sources=["WinEventLog:Sysmon"], level="log_source", actors=["FIN7"]
             ),
         ),
         (
             "/api/v1/layers/coverage",
             {"inventory": "{inv}"},
-            lambda g, inv: S.coverage_layer_for(g, inventory=inv),
+            lambda g, inv: coverage_layer_for(g, inventory=inv),
         ),
         (
             "/api/v1/layers/gaps",
             {"actors": "APT29=2,FIN7", "inventory": "{inv}"},
-            lambda g, inv: S.gaps_layer_for(g, actors={"APT29": 2, "FIN7": 1}, inventory=inv),
+            lambda g, inv: gaps_layer_for(g, actors={"APT29": 2, "FIN7": 1}, inventory=inv),
         ),
         (
             "/api/v1/layers/telemetry",
             {"actors": "APT29,FIN7", "inventory": "{inv}"},
-            lambda g, inv: S.telemetry_layer_for(g, actors=["APT29", "FIN7"], inventory=inv),
+            lambda g, inv: telemetry_layer_for(g, actors=["APT29", "FIN7"], inventory=inv),
         ),
     ],
     ids=["compare", "telemetry", "coverage", "gaps", "plan"],
@@ -205,7 +207,7 @@ def test_rendering_without_mitreattack_is_501(client: TestClient, monkeypatch) -
 
 
 def test_combine_uploads(client: TestClient, graph: Graph) -> None:
-    a = S.profile_layer_for(graph, group="APT29").layer
+    a = profile_layer_for(graph, group="APT29").layer
     b = ART_DIR / "art-navigator-layer-windows.json"
     files = [
         ("layers", ("apt29.json", json.dumps(a).encode(), "application/json")),
@@ -217,7 +219,7 @@ def test_combine_uploads(client: TestClient, graph: Graph) -> None:
         data={"expression": "min(a, b)", "keep_zero": "false", "name": "APT29 tested"},
     )
     assert resp.status_code == 200, resp.text
-    expected = S.combine_layers_for(
+    expected = combine_layers_for(
         graph,
         layers={"a": a, "b": b},
         expression="min(a, b)",
@@ -270,7 +272,7 @@ def test_import_upload_reads_an_atomic_red_team_layer(client: TestClient, graph:
         data={"similar": "3"},
     )
     assert resp.status_code == 200, resp.text
-    expected = S.import_layer_as_actor_set(graph, layer=path, similar=3)
+    expected = import_layer_as_actor_set(graph, layer=path, similar=3)
     assert resp.json() == expected.model_dump(mode="json")
     assert len(resp.json()["similar"]) == 3
 
@@ -381,7 +383,7 @@ def test_cli_gaps_writes_json_and_svg(
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    expected = S.gaps_layer_for(graph, actors=["APT29", "FIN7"], inventory=inventory)
+    expected = gaps_layer_for(graph, actors=["APT29", "FIN7"], inventory=inventory)
     written = json.loads((tmp_path / "gaps.json").read_text(encoding="utf-8"))
     assert written == expected.layer
     assert summary["techniques"] == expected.techniques and summary["kind"] == "gaps"
@@ -396,7 +398,7 @@ def test_cli_profile_to_stdout_combine_and_render(
     proc = run_cli(settings, cache_dir, "layer", "profile", "APT29", "--kind", "direct")
     assert proc.returncode == 0, proc.stderr
     a = json.loads(proc.stdout)
-    assert a == S.profile_layer_for(graph, group="APT29", kinds=["direct"]).layer
+    assert a == profile_layer_for(graph, group="APT29", kinds=["direct"]).layer
     (tmp_path / "a.json").write_text(proc.stdout, encoding="utf-8")
     art = ART_DIR / "art-navigator-layer-windows.json"
     proc = run_cli(
@@ -417,7 +419,7 @@ def test_cli_profile_to_stdout_combine_and_render(
     assert proc.returncode == 0, proc.stderr
     assert "c.json" in proc.stdout and "left out" in proc.stdout
     combined = json.loads((tmp_path / "c.json").read_text(encoding="utf-8"))
-    expected = S.combine_layers_for(
+    expected = combine_layers_for(
         graph, layers={"a": a, "b": art}, expression="a - b", keep_zero=False
     )
     assert combined == expected.layer

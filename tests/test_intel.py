@@ -1082,7 +1082,7 @@ def test_profile_compare_layer_and_gaps_accept_a_cluster(
 ) -> None:
     from queries.actors import compare_groups, profile_group
     from queries.coverage import gap_analysis
-    from queries.layer_services import profile_layer_for
+    from queries.layers.actor_layers import profile_layer_for
 
     lynx = cluster_id(OPENCTI, "Tarnished Lynx")
     p = profile_group(graph, group=lynx)

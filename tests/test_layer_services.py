@@ -27,12 +27,22 @@ from typing import Any
 import pytest
 
 from loader.inventory import parse_layer
-from queries import layer_services as S
 from queries import layers as L
 from queries.actors import profile_group
 from queries.cache import bump_graph_version
 from queries.errors import InvalidInput, NotFound
 from queries.graph import Graph
+from queries.layers.actor_layers import compare_layer_for, profile_layer_for
+from queries.layers.detection_layers import (
+    PARTIAL_COLOR,
+    PARTIAL_LABEL,
+    coverage_layer_for,
+    gaps_layer_for,
+    telemetry_layer_for,
+)
+from queries.layers.export import LayerExport
+from queries.layers.input_layers import combine_layers_for, import_layer_as_actor_set
+from queries.layers.render_service import matrix_bundle, render_layer
 
 from .bundle_facts import by_stix_id, current_relationships, ext_id, group_technique_paths, objects
 from .conftest import CORPORA, ENTERPRISE, ICS_21, MOBILE
@@ -242,7 +252,7 @@ def check_mitreattack(
     assert scored, "nothing to draw"
 
     svg = tmp_path / f"{name}.svg"
-    report = S.render_layer(graph, layer=layer, fmt="svg", out_path=svg)
+    report = render_layer(graph, layer=layer, fmt="svg", out_path=svg)
     assert report.messages == [], report.messages
     drawn = svg_cells(svg)
     for tid in {tid for tid, _ in scored}:
@@ -254,7 +264,7 @@ def check_mitreattack(
         assert all(any(close(fill, w) for w in wanted) for fill, _ in here), (tid, here, wanted)
 
     xlsx = tmp_path / f"{name}.xlsx"
-    report = S.render_layer(graph, layer=layer, fmt="xlsx", out_path=xlsx)
+    report = render_layer(graph, layer=layer, fmt="xlsx", out_path=xlsx)
     assert not [m for m in report.messages if "shares its name" not in m], report.messages
     sheet = xlsx_cells(xlsx)
     titles = tactic_names(bundle)
@@ -322,19 +332,19 @@ def flag(graph: Graph) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def exports(graph: Graph) -> dict[str, S.LayerExport]:
+def exports(graph: Graph) -> dict[str, LayerExport]:
     """One export of each kind, from the real graph."""
     out = {
-        "profile": S.profile_layer_for(graph, group="APT29"),
-        "compare": S.compare_layer_for(graph, groups=COMPARED, weights={"APT29": 2}),
-        "telemetry": S.telemetry_layer_for(
+        "profile": profile_layer_for(graph, group="APT29"),
+        "compare": compare_layer_for(graph, groups=COMPARED, weights={"APT29": 2}),
+        "telemetry": telemetry_layer_for(
             graph, sources=["Process Creation", "DC0064"], level="data_component"
         ),
-        "telemetry_actors": S.telemetry_layer_for(
+        "telemetry_actors": telemetry_layer_for(
             graph, sources=["WinEventLog:Security"], level="log_source", actors=["FIN7"]
         ),
     }
-    out["combine"] = S.combine_layers_for(
+    out["combine"] = combine_layers_for(
         graph,
         layers={"a": out["profile"].layer, "b": ART_DIR / "art-navigator-layer-windows.json"},
         expression="a - b",
@@ -348,7 +358,7 @@ def exports(graph: Graph) -> dict[str, S.LayerExport]:
 
 @pytest.mark.parametrize("kind", ["profile", "compare", "telemetry", "telemetry_actors", "combine"])
 def test_exported_layer_loads_into_mitreattack_and_renders(
-    graph: Graph, exports: dict[str, S.LayerExport], kind: str, tmp_path: Path
+    graph: Graph, exports: dict[str, LayerExport], kind: str, tmp_path: Path
 ) -> None:
     export = exports[kind]
     check_layer(export.layer, "enterprise-attack")
@@ -363,7 +373,7 @@ def test_exported_layer_loads_into_mitreattack_and_renders(
 
 def test_profile_layer_scores_each_tie_from_the_bundle(graph: Graph) -> None:
     """Direct and campaign ties counted straight from the bundle's relationships."""
-    export = S.profile_layer_for(graph, group="Cozy Bear", kinds=["direct", "campaign"])
+    export = profile_layer_for(graph, group="Cozy Bear", kinds=["direct", "campaign"])
     scores = check_layer(export.layer, "enterprise-attack")
     paths = group_technique_paths([ENTERPRISE], "G0016")
     direct, campaign = set(paths["direct"]), set(paths["campaign"])
@@ -385,7 +395,7 @@ def test_profile_layer_scores_each_tie_from_the_bundle(graph: Graph) -> None:
 
 
 def test_profile_layer_comment_holds_the_procedure_text(graph: Graph) -> None:
-    export = S.profile_layer_for(graph, group="G0016")
+    export = profile_layer_for(graph, group="G0016")
     rel = next(
         r
         for r in current_relationships(ENTERPRISE)
@@ -409,7 +419,7 @@ def test_profile_layer_comment_holds_the_procedure_text(graph: Graph) -> None:
 
 def test_profile_layer_picks_the_domain_and_leaves_the_others_out(graph: Graph) -> None:
     """Sandworm Team uses Enterprise, Mobile and ICS techniques: one layer per domain."""
-    ent = S.profile_layer_for(graph, group="Sandworm Team", kinds=["direct"])
+    ent = profile_layer_for(graph, group="Sandworm Team", kinds=["direct"])
     assert ent.domain == "enterprise-attack"
     scores = check_layer(ent.layer, "enterprise-attack")
     assert set(scores) == set(group_technique_paths([ENTERPRISE], "G0034")["direct"])
@@ -421,7 +431,7 @@ def test_profile_layer_picks_the_domain_and_leaves_the_others_out(graph: Graph) 
     assert all("not enterprise-attack" in r for r in left.values())
 
     for domain, ids in (("mobile-attack", mobile_ids), ("ics-attack", ics_ids)):
-        other = S.profile_layer_for(graph, group="G0034", kinds=["direct"], domain=domain)
+        other = profile_layer_for(graph, group="G0034", kinds=["direct"], domain=domain)
         assert other.domain == domain and other.attack_version == release_of(BUNDLES[domain])
         assert set(check_layer(other.layer, domain)) == ids
         assert other.filename.endswith(f"-{domain.split('-')[0]}.json")
@@ -429,7 +439,7 @@ def test_profile_layer_picks_the_domain_and_leaves_the_others_out(graph: Graph) 
 
 @pytest.mark.parametrize("domain", ["mobile-attack", "ics-attack"])
 def test_other_domains_render(graph: Graph, domain: str, tmp_path: Path) -> None:
-    export = S.profile_layer_for(graph, group="G0034", domain=domain)
+    export = profile_layer_for(graph, group="G0034", domain=domain)
     check_mitreattack(graph, export.layer, tmp_path, domain)
 
 
@@ -442,9 +452,9 @@ def test_a_technique_no_longer_in_the_release_is_never_written(graph: Graph, fla
     gone = next(t for t in direct if "." in t)  # a sub-technique: its parent may stay
     flag(gone, "in_release", False)
     assert gone not in {t.technique_id for t in profile_group(graph, group="G0016").techniques}
-    export = S.profile_layer_for(graph, group="G0016")
+    export = profile_layer_for(graph, group="G0016")
     assert gone not in {e["techniqueID"] for e in export.layer["techniques"]}
-    combined = S.combine_layers_for(
+    combined = combine_layers_for(
         graph,
         layers={"a": {"name": "x", "domain": "enterprise-attack",
                       "versions": {"layer": "4.5", "navigator": "5.1.0"},
@@ -460,7 +470,7 @@ def test_a_technique_no_longer_in_the_release_is_never_written(graph: Graph, fla
 
 
 def test_compare_layer_counts_actors_per_technique_from_the_bundle(
-    exports: dict[str, S.LayerExport],
+    exports: dict[str, LayerExport],
 ) -> None:
     export = exports["compare"]
     sets = {g: direct_and_campaign(ENTERPRISE, g) for g in COMPARED}
@@ -486,7 +496,7 @@ def test_compare_layer_counts_actors_per_technique_from_the_bundle(
 
 def test_compare_layer_with_a_layer_as_one_more_actor(graph: Graph) -> None:
     art = ART_DIR / "art-navigator-layer-linux.json"
-    export = S.compare_layer_for(graph, groups=["APT29"], layers={"atomic linux": art})
+    export = compare_layer_for(graph, groups=["APT29"], layers={"atomic linux": art})
     scores = check_layer(export.layer, "enterprise-attack")
     facts = current_of(ENTERPRISE)
     art_ids = art_scored(art) & set(facts)
@@ -499,15 +509,15 @@ def test_compare_layer_with_a_layer_as_one_more_actor(graph: Graph) -> None:
 
 def test_compare_layer_bad_input(graph: Graph) -> None:
     with pytest.raises(InvalidInput, match="at least 2 actors"):
-        S.compare_layer_for(graph, groups=["APT29"])
+        compare_layer_for(graph, groups=["APT29"])
     with pytest.raises(InvalidInput, match="not one of the actors"):
-        S.compare_layer_for(graph, groups=["APT29", "FIN7"], weights={"APT28": 2})
+        compare_layer_for(graph, groups=["APT29", "FIN7"], weights={"APT28": 2})
     with pytest.raises(InvalidInput, match="weight of 'FIN7'"):
-        S.compare_layer_for(graph, groups=["APT29", "FIN7"], weights={"FIN7": -1})
+        compare_layer_for(graph, groups=["APT29", "FIN7"], weights={"FIN7": -1})
     with pytest.raises(NotFound, match="no group named"):
-        S.compare_layer_for(graph, groups=["APT29", "Not A Group"])
+        compare_layer_for(graph, groups=["APT29", "Not A Group"])
     with pytest.raises(InvalidInput, match="domain 'mars'"):
-        S.profile_layer_for(graph, group="APT29", domain="mars")
+        profile_layer_for(graph, group="APT29", domain="mars")
 
 
 # ---------------------------------------------------------------- telemetry
@@ -541,7 +551,7 @@ def telemetry_from_bundle(bundle: Path) -> dict[str, dict[str, set[str]]]:
 
 
 def test_telemetry_layer_scores_the_chosen_sources_from_the_bundle(
-    exports: dict[str, S.LayerExport],
+    exports: dict[str, LayerExport],
 ) -> None:
     seen = telemetry_from_bundle(ENTERPRISE)
     chosen = {"DC0032", "DC0064"}  # Process Creation (by name), Command Execution (by id)
@@ -554,7 +564,7 @@ def test_telemetry_layer_scores_the_chosen_sources_from_the_bundle(
 
 
 def test_telemetry_layer_for_actors_shows_every_actor_technique(
-    exports: dict[str, S.LayerExport],
+    exports: dict[str, LayerExport],
 ) -> None:
     seen = telemetry_from_bundle(ENTERPRISE)
     fin7 = set(group_technique_paths([ENTERPRISE], "G0046")["direct"]) | set(
@@ -571,10 +581,10 @@ def test_telemetry_layer_for_actors_shows_every_actor_technique(
 
 def test_telemetry_unknown_source_is_not_found_with_suggestions(graph: Graph) -> None:
     with pytest.raises(NotFound, match="Process Creatoin") as err:
-        S.telemetry_layer_for(graph, sources=["Process Creatoin"])
+        telemetry_layer_for(graph, sources=["Process Creatoin"])
     assert "Process Creation (DC0032)" in err.value.suggestions
     with pytest.raises(InvalidInput, match="name the sources"):
-        S.telemetry_layer_for(graph, sources=[])
+        telemetry_layer_for(graph, sources=[])
 
 
 # ---------------------------------------------------------------- layers as input
@@ -591,7 +601,7 @@ def art_scored(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("path", ART_LAYERS, ids=[p.stem for p in ART_LAYERS])
 def test_atomic_red_team_layers_import_as_actor_sets(graph: Graph, path: Path) -> None:
-    found = S.import_layer_as_actor_set(graph, layer=path, similar=3)
+    found = import_layer_as_actor_set(graph, layer=path, similar=3)
     facts = techniques_of(ENTERPRISE)
     scored = art_scored(path)
     assert found.domain == "enterprise-attack" and found.attack_version == "18.1"
@@ -642,7 +652,7 @@ def person_layer() -> dict[str, Any]:
 def test_a_person_made_layer_imports_with_revoked_ids_remapped(graph: Graph) -> None:
     layer = person_layer()
     deprecated = layer["techniques"][1]["techniqueID"]
-    found = S.import_layer_as_actor_set(graph, layer=json.dumps(layer), similar=5)
+    found = import_layer_as_actor_set(graph, layer=json.dumps(layer), similar=5)
     replacement = replacement_of(ENTERPRISE, "T1086")
     assert replacement == "T1059.001"
     assert found.remapped == {"T1086": replacement}
@@ -656,23 +666,23 @@ def test_a_person_made_layer_imports_with_revoked_ids_remapped(graph: Graph) -> 
     assert any("navigator" in w for w in found.warnings)
     assert "scored > 0" in found.rule and found.entries_counted == 6
     # min_score counts differently
-    found3 = S.import_layer_as_actor_set(graph, layer=layer, min_score=3, similar=0)
+    found3 = import_layer_as_actor_set(graph, layer=layer, min_score=3, similar=0)
     assert found3.technique_ids == sorted([replacement, "T1055.011", "T1003.001"])
-    found5 = S.import_layer_as_actor_set(graph, layer=layer, min_score=5, similar=0)
+    found5 = import_layer_as_actor_set(graph, layer=layer, min_score=5, similar=0)
     assert found5.technique_ids == [replacement] and found5.similar == []
 
 
 def test_bad_layers_are_one_line_invalid_input(graph: Graph, tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"layer: not JSON"):
-        S.import_layer_as_actor_set(graph, layer=b"{nope")
+        import_layer_as_actor_set(graph, layer=b"{nope")
     with pytest.raises(InvalidInput, match=r"techniques\[0\]: techniqueID missing"):
-        S.import_layer_as_actor_set(
+        import_layer_as_actor_set(
             graph, layer={"name": "x", "domain": "enterprise-attack", "techniques": [{}]}
         )
     with pytest.raises(InvalidInput, match="its domain is enterprise-attack, not mobile-attack"):
-        S.import_layer_as_actor_set(graph, layer=person_layer(), domain="mobile")
+        import_layer_as_actor_set(graph, layer=person_layer(), domain="mobile")
     with pytest.raises(InvalidInput, match="cannot be read"):
-        S.import_layer_as_actor_set(graph, layer=tmp_path / "missing.json")
+        import_layer_as_actor_set(graph, layer=tmp_path / "missing.json")
 
 
 # ---------------------------------------------------------------- combine
@@ -709,13 +719,13 @@ def cell_scores(
     ],
 )
 def test_combine_service_layer_with_an_atomic_red_team_layer(
-    graph: Graph, exports: dict[str, S.LayerExport], expression: str, fn: Any
+    graph: Graph, exports: dict[str, LayerExport], expression: str, fn: Any
 ) -> None:
     facts = current_of(ENTERPRISE)
     a = exports["compare"].layer
     art = ART_DIR / "art-navigator-layer-windows.json"
     b = json.loads(art.read_text())
-    export = S.combine_layers_for(graph, layers={"a": a, "b": art}, expression=expression)
+    export = combine_layers_for(graph, layers={"a": a, "b": art}, expression=expression)
     sa, sb = cell_scores(a, facts), cell_scores(b, facts)
     expected = {k: fn(sa.get(k, 0), sb.get(k, 0)) for k in set(sa) | set(sb)}
     got = {k: e["score"] for k, e in cells_of(export.layer).items() if "score" in e}
@@ -728,12 +738,10 @@ def test_combine_service_layer_with_an_atomic_red_team_layer(
     assert any("b (Atomic Red Team (Windows)) was made for ATT&CK 18" in n for n in export.notes)
 
 
-def test_combine_drop_zero_and_copy_options(
-    graph: Graph, exports: dict[str, S.LayerExport]
-) -> None:
+def test_combine_drop_zero_and_copy_options(graph: Graph, exports: dict[str, LayerExport]) -> None:
     facts = current_of(ENTERPRISE)
     a, b = exports["profile"].layer, exports["compare"].layer
-    export = S.combine_layers_for(
+    export = combine_layers_for(
         graph, layers={"a": a, "b": b}, expression="a - b", keep_zero=False,
         comments_from="a", legend_from="a", name="APT29 minus the rest",
     )  # fmt: skip
@@ -758,15 +766,15 @@ def test_combine_bad_input(graph: Graph) -> None:
     }
     ent = person_layer()
     with pytest.raises(InvalidInput, match="different domains"):
-        S.combine_layers_for(graph, layers={"a": ent, "b": mobile}, expression="a + b")
+        combine_layers_for(graph, layers={"a": ent, "b": mobile}, expression="a + b")
     with pytest.raises(InvalidInput, match="unknown variable 'c'"):
-        S.combine_layers_for(graph, layers={"a": ent, "b": ent}, expression="a + c")
+        combine_layers_for(graph, layers={"a": ent, "b": ent}, expression="a + c")
     with pytest.raises(InvalidInput, match="function 'exec' is not allowed"):
-        S.combine_layers_for(graph, layers={"a": ent}, expression="exec('1')")
+        combine_layers_for(graph, layers={"a": ent}, expression="exec('1')")
     with pytest.raises(InvalidInput, match=r"^b: layer: not JSON"):
-        S.combine_layers_for(graph, layers={"a": ent, "b": b"{"}, expression="a + b")
+        combine_layers_for(graph, layers={"a": ent, "b": b"{"}, expression="a + b")
     with pytest.raises(InvalidInput, match="unknown option"):
-        S.combine_layers_for(graph, layers={"a": ent}, expression="a", colour_from="a")
+        combine_layers_for(graph, layers={"a": ent}, expression="a", colour_from="a")
 
 
 # ---------------------------------------------------------------- rendering
@@ -776,8 +784,8 @@ def test_matrix_bundle_from_the_graph_is_the_release_matrix(graph: Graph) -> Non
     """The bundle the renderers draw is written from the graph: same tactics in the same order
     and the same current techniques as MITRE's bundle."""
     for domain, bundle in BUNDLES.items():
-        path = S.matrix_bundle(graph, domain)
-        assert path == S.matrix_bundle(graph, domain)  # cached per release
+        path = matrix_bundle(graph, domain)
+        assert path == matrix_bundle(graph, domain)  # cached per release
         objs = json.loads(path.read_text())["objects"]
         techniques = {ext_id(o): o for o in objs if o["type"] == "attack-pattern"}
         facts = current_of(bundle)
@@ -795,21 +803,21 @@ def test_matrix_bundle_from_the_graph_is_the_release_matrix(graph: Graph) -> Non
 
 
 def test_rendering_without_mitreattack_says_so(
-    graph: Graph, exports: dict[str, S.LayerExport], monkeypatch, tmp_path: Path
+    graph: Graph, exports: dict[str, LayerExport], monkeypatch, tmp_path: Path
 ) -> None:
     import sys
 
     monkeypatch.setitem(sys.modules, "mitreattack.navlayers", None)  # import now fails
     with pytest.raises(L.RenderingUnavailable, match=re.escape("pip install -e '.[render]'")):
-        S.render_layer(graph, layer=exports["profile"].layer, fmt="svg", out_path=tmp_path / "x")
+        render_layer(graph, layer=exports["profile"].layer, fmt="svg", out_path=tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
 def test_render_rejects_a_bad_format(
-    graph: Graph, exports: dict[str, S.LayerExport], tmp_path: Path
+    graph: Graph, exports: dict[str, LayerExport], tmp_path: Path
 ) -> None:
     with pytest.raises(InvalidInput, match="format 'png'"):
-        S.render_layer(graph, layer=exports["profile"].layer, fmt="png", out_path=tmp_path / "x")
+        render_layer(graph, layer=exports["profile"].layer, fmt="png", out_path=tmp_path / "x")
 
 
 # ---------------------------------------------------------------- coverage, gaps, plan
@@ -873,20 +881,20 @@ def csv_coverage() -> tuple[dict[str, int], set[str]]:
 def test_coverage_layer_counts_the_rules_of_each_technique(
     graph: Graph, inventories: dict[str, str], tmp_path: Path
 ) -> None:
-    export = S.coverage_layer_for(graph, inventory=inventories["csv"])
+    export = coverage_layer_for(graph, inventory=inventories["csv"])
     full, partial = csv_coverage()
     assert len(full) > 200 and max(full.values()) > 5 and partial
     scores = check_layer(export.layer, "enterprise-attack")
     assert scores == {**full, **dict.fromkeys(partial, 0)}
     for (tid, _), e in cells_of(export.layer).items():
         if tid in partial:
-            assert e["color"] == S.PARTIAL_COLOR and e["comment"].startswith("Partially covered")
+            assert e["color"] == PARTIAL_COLOR and e["comment"].startswith("Partially covered")
         elif tid in full:
             assert "color" not in e
             assert e["comment"].startswith(f"{full[tid]} rule")
             assert len(e["comment"].splitlines()) == full[tid] + 1  # one rule name a line
-    assert export.layer["legendItems"] == [{"label": S.PARTIAL_LABEL, "color": S.PARTIAL_COLOR}]
-    only_full = S.coverage_layer_for(graph, inventory=inventories["csv"], include_partial=False)
+    assert export.layer["legendItems"] == [{"label": PARTIAL_LABEL, "color": PARTIAL_COLOR}]
+    only_full = coverage_layer_for(graph, inventory=inventories["csv"], include_partial=False)
     assert check_layer(only_full.layer, "enterprise-attack") == full
     check_mitreattack(graph, export.layer, tmp_path, "coverage")
 
@@ -898,7 +906,7 @@ def test_atomic_red_team_layer_imported_as_an_inventory(
     path = ART_DIR / "art-navigator-layer.json"
     scored = art_scored(path)
     facts = techniques_of(ENTERPRISE)
-    export = S.coverage_layer_for(graph, inventory=inventories["layer"], include_partial=False)
+    export = coverage_layer_for(graph, inventory=inventories["layer"], include_partial=False)
     expected = {resolve_id(t) for t in scored} - {None}
     assert check_layer(export.layer, "enterprise-attack") == dict.fromkeys(expected, 1)
     unknown = sorted(t for t in scored if t not in facts)
@@ -910,7 +918,7 @@ def test_gaps_layer_is_the_actors_techniques_minus_coverage_by_priority(
 ) -> None:
     from queries import coverage as C
 
-    export = S.gaps_layer_for(graph, actors=ACTORS, inventory=inventories["csv"])
+    export = gaps_layer_for(graph, actors=ACTORS, inventory=inventories["csv"])
     full, _ = csv_coverage()
     threat = direct_and_campaign(ENTERPRISE, "G0016") | direct_and_campaign(ENTERPRISE, "G0046")
     gaps = threat - set(full)
@@ -933,7 +941,7 @@ def test_telemetry_plan_layer_scores_each_gap_by_its_step(
 ) -> None:
     from queries import coverage as C
 
-    export = S.telemetry_layer_for(
+    export = telemetry_layer_for(
         graph, actors=ACTORS, inventory=inventories["csv"], level="data_component"
     )
     plan = C.prioritize_telemetry(
@@ -962,6 +970,6 @@ def test_telemetry_plan_layer_scores_each_gap_by_its_step(
 
 def test_coverage_services_bad_input(graph: Graph, inventories: dict[str, str]) -> None:
     with pytest.raises(NotFound):
-        S.coverage_layer_for(graph, inventory="no such inventory " + uuid.uuid4().hex)
+        coverage_layer_for(graph, inventory="no such inventory " + uuid.uuid4().hex)
     with pytest.raises(NotFound, match="no group named"):
-        S.gaps_layer_for(graph, actors=["Not A Group"], inventory=inventories["csv"])
+        gaps_layer_for(graph, actors=["Not A Group"], inventory=inventories["csv"])

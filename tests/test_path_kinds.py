@@ -25,7 +25,7 @@ from queries.actors import (
 )
 from queries.catalog import CYPHER_DIR, CatalogError, Q, check_shared_blocks, load_catalog
 from queries.graph import Graph
-from queries.layer_services import gaps_layer_for
+from queries.layers.detection_layers import gaps_layer_for
 from queries.releases import snapshot_from_graph
 
 from .bundle_facts import ext_id, group_technique_paths, is_current, objects

@@ -27,9 +27,10 @@ import pytest
 
 from queries import actors as A
 from queries import coverage as C
-from queries import layer_services as S
 from queries.errors import NotFound
 from queries.graph import Graph
+from queries.layers.actor_layers import compare_layer_for, profile_layer_for
+from queries.layers.detection_layers import gaps_layer_for, telemetry_layer_for
 
 from . import test_ui as ui
 from .bundle_facts import ext_id, is_current, mitigations_by_technique, objects
@@ -220,7 +221,7 @@ def test_an_actor_profile_and_its_evidence(page, api, graph: Graph) -> None:
 
     # Downloads: the layer is the layer service's (what `ttpgraph layer profile` writes).
     layer = json.loads(download(page, "#dl-layer").read_text(encoding="utf-8"))
-    assert layer == S.profile_layer_for(graph, group="APT29", domain=ENT).layer
+    assert layer == profile_layer_for(graph, group="APT29", domain=ENT).layer
     svg = ET.fromstring(download(page, "#dl-svg").read_bytes())
     ns = "{http://www.w3.org/2000/svg}"
     rects = [r for r in svg.iter(f"{ns}rect") if r.get("class") == "cell marked"]
@@ -261,7 +262,7 @@ def test_several_actors_as_heat_with_weights(page, api, graph: Graph) -> None:
     layer = json.loads(download(page, "#dl-layer").read_text(encoding="utf-8"))
     assert (
         layer
-        == S.compare_layer_for(
+        == compare_layer_for(
             graph, groups=["APT29", "FIN7", "APT28"], weights={"FIN7": 2.0}, domain=ENT
         ).layer
     )
@@ -310,7 +311,7 @@ def test_gaps_of_actors_in_an_inventory(page, api, graph: Graph, inventories) ->
     layer = json.loads(download(page, "#dl-layer").read_text(encoding="utf-8"))
     assert (
         layer
-        == S.gaps_layer_for(
+        == gaps_layer_for(
             graph, actors={"APT29": 1.0, "FIN7": 2.0}, inventory=inv, domain=ENT
         ).layer
     )
@@ -352,7 +353,7 @@ def test_what_a_data_component_sees(page, api, graph: Graph) -> None:
     cells = bundle_cells(ENTERPRISE, ENT)
     expected = seen_by_data_component(ENTERPRISE, "Process Creation") & set(cells)
     assert_marked(page, expected, cells)
-    export = S.telemetry_layer_for(graph, sources=["Process Creation"], domain=ENT)
+    export = telemetry_layer_for(graph, sources=["Process Creation"], domain=ENT)
     assert {e["techniqueID"] for e in export.layer["techniques"] if e.get("score")} == expected
     click_cell(page, "T1059.001")
     assert "Process Creation (DC0032)" in page.inner_text("#evidence [data-part=in]")
@@ -362,7 +363,7 @@ def test_what_a_data_component_sees(page, api, graph: Graph) -> None:
 
 def test_a_log_source_with_actors(page, api, graph: Graph) -> None:
     open_matrix(page, api, "?telemetry=WinEventLog:Security&actor=FIN7")
-    export = S.telemetry_layer_for(
+    export = telemetry_layer_for(
         graph, sources=["WinEventLog:Security"], level="log_source", actors=["FIN7"], domain=ENT
     )
     cells = bundle_cells(ENTERPRISE, ENT)

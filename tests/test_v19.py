@@ -26,7 +26,7 @@ from queries import coverage as C
 from queries.actors import profile_group
 from queries.errors import InvalidInput
 from queries.graph import Graph
-from queries.layer_services import import_layer_as_actor_set
+from queries.layers.input_layers import import_layer_as_actor_set
 from queries.releases import ReleaseDiff, diff_markdown
 
 from .bundle_facts import ext_id, is_current, objects

@@ -19,10 +19,19 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from queries import coverage as C
-from queries import layer_services as S
 from queries import layers as L
 from queries.actors import PathKind
 from queries.errors import InvalidInput
+from queries.layers.actor_layers import compare_layer_for, profile_layer_for
+from queries.layers.detection_layers import (
+    TelemetryLevel,
+    coverage_layer_for,
+    gaps_layer_for,
+    telemetry_layer_for,
+)
+from queries.layers.export import LayerExport
+from queries.layers.input_layers import LayerActorSet, combine_layers_for, import_layer_as_actor_set
+from queries.layers.render_service import render_layer
 
 from ..auth import READ_ONLY
 from ..deps import ActorList, GraphDep, OptionalActorList
@@ -94,7 +103,7 @@ IncludeSoftware = Annotated[bool, Query(description="count techniques the actors
 Platforms = Annotated[list[str] | None, Query(description="platform filter, e.g. Windows")]
 
 
-def download(graph: Any, export: S.LayerExport, fmt: LayerFormat) -> Response:
+def download(graph: Any, export: LayerExport, fmt: LayerFormat) -> Response:
     """The layer as a file: JSON as built, or drawn as SVG / Excel."""
     headers = {
         "X-Ttpgraph-Techniques": str(export.techniques),
@@ -107,7 +116,7 @@ def download(graph: Any, export: S.LayerExport, fmt: LayerFormat) -> Response:
     else:
         with tempfile.TemporaryDirectory(prefix="ttpgraph-layer-") as folder:
             out = FsPath(folder) / f"{stem}.{fmt.value}"
-            S.render_layer(graph, layer=export.layer, fmt=fmt.value, out_path=out)
+            render_layer(graph, layer=export.layer, fmt=fmt.value, out_path=out)
             body = out.read_bytes()
         name = f"{stem}.{fmt.value}"
     headers["Content-Disposition"] = f'attachment; filename="{name}"'
@@ -131,7 +140,7 @@ def profile_layer(
 ) -> Response:
     """Score 3 used directly, 2 via software, 1 via campaign (colours and legend to match);
     ATT&CK's procedure text in each comment, links to attack.mitre.org."""
-    export = S.profile_layer_for(
+    export = profile_layer_for(
         graph,
         group=group,
         kinds=kind,
@@ -156,7 +165,7 @@ def compare_layer(
 ) -> Response:
     """Score = how many of the actors (or their summed weight) use each technique; techniques
     common to all get their own colour; actor names in the metadata."""
-    export = S.compare_layer_for(
+    export = compare_layer_for(
         graph,
         groups=actor,
         weights=C.parse_weights(weight),
@@ -187,7 +196,7 @@ def coverage_layer(
 ) -> Response:
     """Score = number of rules per technique, comment = their names; partial coverage (rules on
     the parent or sub-techniques only) in its own colour."""
-    export = S.coverage_layer_for(
+    export = coverage_layer_for(
         graph,
         inventory=inventory,
         domain=domain,
@@ -213,7 +222,7 @@ def gaps_layer(
 ) -> Response:
     """Actor techniques minus coverage, scored by priority (the gap analysis's reasons in the
     comments), highest first."""
-    export = S.gaps_layer_for(
+    export = gaps_layer_for(
         graph,
         actors=C.actors_with_weights(actor, weight),
         inventory=inventory,
@@ -234,8 +243,8 @@ def telemetry_layer(
         Query(description="data component (name or DC id) or log source name; repeatable"),
     ] = None,
     level: Annotated[
-        S.TelemetryLevel, Query(description="what the sources are")
-    ] = S.TelemetryLevel.data_component,
+        TelemetryLevel, Query(description="what the sources are")
+    ] = TelemetryLevel.data_component,
     inventory: Annotated[
         str | None,
         Query(description="with actors and no source: the coverage service's collection plan"),
@@ -250,7 +259,7 @@ def telemetry_layer(
     Without ``source``, with ``actor`` and ``inventory``: the collection plan, each gap scored
     by how early the telemetry that shows it comes (step 1 of N scores N)."""
     chosen = C.actors_with_weights(actor, None) if actor else None
-    export = S.telemetry_layer_for(
+    export = telemetry_layer_for(
         graph,
         sources=C.split_values(source),
         level=level,
@@ -306,7 +315,7 @@ def combine_layers(
     bound = {
         VARIABLES[i]: _read_upload(f, f"layers[{i}] ({f.filename})") for i, f in enumerate(layers)
     }
-    export = S.combine_layers_for(
+    export = combine_layers_for(
         graph,
         layers=bound,
         expression=expression,
@@ -338,10 +347,10 @@ def import_layer(
     ] = None,
     similar: Annotated[int, Form(ge=0, le=100, description="how many similar groups")] = 10,
     include_software: Annotated[bool, Form()] = False,
-) -> S.LayerActorSet:
+) -> LayerActorSet:
     """Which techniques the layer holds (revoked ids read as their replacements, unknown ones
     listed), and the known groups most like it (Jaccard)."""
     data = _read_upload(layer, f"layer ({layer.filename})")
-    return S.import_layer_as_actor_set(
+    return import_layer_as_actor_set(
         graph, layer=data, min_score=min_score, similar=similar, include_software=include_software
     )
