@@ -24,12 +24,16 @@ from .output import Format, bold, emit, step, styled, to_jsonable
 
 if TYPE_CHECKING:
     from loader import atomic
-    from loader import inventory_import as inv
+    from loader.inventory import crosswalk as CW
+    from loader.inventory import importer as inv
+    from loader.inventory import planner
     from queries import coverage as C
     from queries import plans as P
 else:
     atomic = lazy_module("loader.atomic")
-    inv = lazy_module("loader.inventory_import")
+    inv = lazy_module("loader.inventory.importer")
+    planner = lazy_module("loader.inventory.planner")
+    CW = lazy_module("loader.inventory.crosswalk")
     C = lazy_module("queries.coverage")
     P = lazy_module("queries.plans")
 
@@ -138,7 +142,7 @@ def inventory_import(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Import a rule set as a named inventory; a re-import replaces it once it is whole."""
-    opts = inv.ImportOptions(
+    opts = planner.ImportOptions(
         exclude_status=list(exclude_status or []),
         parent_coverage=parent_coverage.value,
         subtechnique_coverage=subtechnique_coverage.value,
@@ -267,7 +271,7 @@ def inventory_remap(
     from loader.inventory_remap import remap_inventory
 
     with user_errors():
-        cw = inv.load_crosswalk(crosswalk) if crosswalk is not None else None
+        cw = CW.load_crosswalk(crosswalk) if crosswalk is not None else None
     names = [name] if name else [r.name for r in run(C.list_inventories)]
     results = run(lambda g: [remap_inventory(g, n, crosswalk=cw) for n in names])
     if fmt == Format.json:
@@ -504,7 +508,7 @@ def emulation(
         index = atomic.read_index(root)
         pairs = None
         if crosswalk is not None:
-            pairs = [(e.src, e.dst) for e in inv.load_crosswalk(crosswalk).entries]
+            pairs = [(e.src, e.dst) for e in CW.load_crosswalk(crosswalk).entries]
     result = run(
         lambda g: P.emulation_plan(
             g, **_tm(actors, inventory, platform, domain, software, partial),

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from loader.inventory import parse_inventory
-from loader.inventory_import import delete_inventory, import_inventory
+from loader.inventory.importer import delete_inventory, import_inventory
 from loader.load import load_file
 from queries import coverage as C
 from queries.catalog import Q

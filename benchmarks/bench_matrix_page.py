@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any
 
-from loader.inventory_import import import_inventory
+from loader.inventory.importer import import_inventory
 from loader.load import load_file
 from queries.graph import Graph
 

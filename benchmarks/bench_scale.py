@@ -53,7 +53,7 @@ IMPORTER = """
 import json, sys, time
 from queries.graph import Graph
 from queries.settings import Settings
-from loader.inventory_import import import_inventory
+from loader.inventory.importer import import_inventory
 g = Graph.connect(Settings(neo4j_uri=sys.argv[1], neo4j_password=sys.argv[2]))
 t0 = time.perf_counter()
 r = import_inventory(g, "csv", sys.argv[3], name=sys.argv[4])

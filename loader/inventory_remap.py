@@ -9,7 +9,7 @@ into several techniques (one old id, several new ones) is **ambiguous**: it cove
 is listed with the candidates until a crosswalk (the inventory's, or one given here) says which.
 
 The resolution is planned here (:func:`plan_remap`: what changes, for the answer) and written
-by the storage's own re-resolution (:func:`loader.inventory_import.reresolve_inventory`: the
+by the storage's own re-resolution (:func:`loader.inventory.importer.reresolve_inventory`: the
 rules' COVERS edges and the per-technique coverage, staged and switched in).
 """
 
@@ -26,7 +26,7 @@ from queries.errors import NotFound
 from queries.graph import Graph
 from queries.technique_index import Crosswalk, CrosswalkEntry, Resolution, TechniqueIndex
 
-from .inventory_import import reresolve_inventory
+from .inventory.importer import reresolve_inventory
 
 BATCH = 1000
 _RULE_COVERS = (

@@ -16,7 +16,7 @@ inventory's parent/sub-technique options: the rules that cover it (names, the fi
 whatever other inventories hold. It is valid for the ATT&CK releases it was computed against
 (``Inventory.coverage_basis``: ``domain@sha256`` of each loaded release); once a release is
 loaded over them, the coverage queries compute the answer from the ``COVERS`` edges instead
-(same answer, slower) until the inventory is re-resolved (:func:`loader.inventory_import.
+(same answer, slower) until the inventory is re-resolved (:func:`loader.inventory.importer.
 reresolve_inventory`) or re-imported.
 
 An import writes under a new ``import_id`` into an ``(:InventoryStaging)`` node, in batches

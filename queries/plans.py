@@ -32,7 +32,7 @@ from .coverage import (
     TacticCoverage,
     TelemetryLevel,
     TelemetryPlan,
-    _platforms,
+    check_platforms,
     gap_analysis,
     gap_scopes,
     inventory_info,
@@ -338,7 +338,9 @@ def remediation_plan(
     )
     gaps = ga.gap_techniques()
     planned = gaps[: 3 * per_tier]
-    strategies, v17 = _detection(graph, [t.technique_id for t in planned], _platforms(platforms))
+    strategies, v17 = _detection(
+        graph, [t.technique_id for t in planned], check_platforms(platforms)
+    )
     tiers: dict[str, PlanTier] = {}
     covered = ga.covered
     for i, (key, timeframe) in enumerate(TIERS):
@@ -479,7 +481,7 @@ def emulation_plan(
     for a, b in crosswalk:
         if b not in forward[a]:
             forward[a].append(b)
-    plats = _platforms(platforms)
+    plats = check_platforms(platforms)
     gaps = ga.gap_techniques()[:limit] if limit else ga.gap_techniques()
     wanted = {t.technique_id: [t.technique_id, *forward.get(t.technique_id, [])] for t in gaps}
     found = atomics.tests_for(sorted({i for ids in wanted.values() for i in ids}))

@@ -33,9 +33,9 @@ from pydantic import BaseModel, Field
 from .cache import THREAT_MODELS, bump_graph_version
 from .catalog import Q
 from .coverage import (
-    _check_inventory,
-    _platforms,
     check_domain,
+    check_inventory,
+    check_platforms,
     resolve_actors,
 )
 from .errors import InvalidInput, NotFound
@@ -175,7 +175,7 @@ def save_threat_model(
     refs = resolve_actors(graph, actors)
     inv = None
     if inventory is not None and str(inventory).strip():
-        inv = _check_inventory(graph, inventory)["name"]
+        inv = check_inventory(graph, inventory)["name"]
     props = {
         "name": name,
         "description": description,
@@ -183,7 +183,7 @@ def save_threat_model(
         "actor_names": [a.name for a in refs],
         "actor_weights": [a.weight for a in refs],
         "inventory": inv,
-        "platforms": _platforms(platforms),
+        "platforms": check_platforms(platforms),
         "domain": check_domain(domain),
         "include_software": bool(include_software),
         "partial_counts_as_covered": bool(partial_counts_as_covered),
@@ -228,7 +228,7 @@ def adhoc_model(
     from .coverage import parse_actor_args
 
     refs = resolve_actors(graph, parse_actor_args(actors))
-    inv = _check_inventory(graph, inventory)["name"] if inventory else None
+    inv = check_inventory(graph, inventory)["name"] if inventory else None
     return ThreatModel(
         name=name,
         actors=[ModelActor(group_id=a.group_id, name=a.name, weight=a.weight) for a in refs],

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from loader.inventory_import import delete_inventory, import_inventory
+from loader.inventory.importer import delete_inventory, import_inventory
 from queries.graph import Graph
 from queries.settings import Settings
 

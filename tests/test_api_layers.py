@@ -72,7 +72,7 @@ def client(
 @pytest.fixture(scope="module")
 def inventory(graph: Graph) -> Iterator[str]:
     """Atomic Red Team's Windows test index imported as an inventory of this run, then deleted."""
-    from loader.inventory_import import delete_inventory, import_inventory
+    from loader.inventory.importer import delete_inventory, import_inventory
 
     name = f"test-api-layers-{uuid.uuid4().hex[:8]}"
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from loader.inventory_import import delete_inventory, import_inventory
+from loader.inventory.importer import delete_inventory, import_inventory
 from loader.load import load_file
 from queries import coverage as C
 from queries.errors import InvalidInput, NotFound

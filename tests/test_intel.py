@@ -763,7 +763,7 @@ def test_ioc_paths(graph: Graph, imported: dict[str, I.ImportResult]) -> None:
 
 @pytest.fixture
 def inventory(graph: Graph, tmp_path: Path) -> Iterator[str]:
-    from loader.inventory_import import delete_inventory, import_inventory
+    from loader.inventory.importer import delete_inventory, import_inventory
 
     csv = tmp_path / "rules.csv"
     csv.write_text(

@@ -20,16 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
-from loader import inventory_import as II
 from loader.inventory import Rule, parse_inventory
-from loader.inventory_import import (
-    ImportOptions,
-    delete_inventory,
-    import_inventory,
-    import_parsed,
-    load_crosswalk,
-    parse_crosswalk,
-)
+from loader.inventory import importer as II
+from loader.inventory.crosswalk import load_crosswalk, parse_crosswalk
+from loader.inventory.importer import delete_inventory, import_inventory, import_parsed
+from loader.inventory.planner import ImportOptions
 from queries import coverage as C
 from queries.errors import Conflict, InvalidInput, NotFound
 from queries.graph import Graph

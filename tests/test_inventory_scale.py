@@ -21,13 +21,8 @@ from typing import Any
 
 import pytest
 
-from loader.inventory_import import (
-    BATCH,
-    ImportOptions,
-    delete_inventory,
-    import_inventory,
-    reresolve_inventory,
-)
+from loader.inventory.importer import BATCH, delete_inventory, import_inventory, reresolve_inventory
+from loader.inventory.planner import ImportOptions
 from loader.inventory_store import RULE_NAMES_CAP
 from loader.load import load_file
 from queries import coverage as C
@@ -204,7 +199,7 @@ def test_one_inventorys_question_does_not_read_the_others(
 
 IMPORTER = """
 import sys
-from loader import inventory_import as II
+from loader.inventory import importer as II
 from queries.graph import Graph
 from queries.settings import Settings
 II.BATCH = int(sys.argv[5])

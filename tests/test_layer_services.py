@@ -831,7 +831,7 @@ def inventories(graph: Graph) -> Iterator[dict[str, str]]:
     """Two real inventories imported through the coverage importer under names of this run:
     Atomic Red Team's Windows test index (CSV, one rule per test GUID) and its all-platform
     Navigator layer. Deleted at the end."""
-    from loader.inventory_import import delete_inventory, import_inventory
+    from loader.inventory.importer import delete_inventory, import_inventory
 
     tag = uuid.uuid4().hex[:8]
     names = {"csv": f"test-layers-{tag}-art-csv", "layer": f"test-layers-{tag}-art-layer"}

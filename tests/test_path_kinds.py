@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from loader.diff import snapshot_from_objects
-from loader.inventory_import import delete_inventory, import_inventory
+from loader.inventory.importer import delete_inventory, import_inventory
 from queries import coverage as C
 from queries.actors import (
     PathKind,

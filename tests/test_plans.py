@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from loader.atomic import INDEX_CSV, read_index
-from loader.inventory_import import delete_inventory, import_inventory
+from loader.inventory.importer import delete_inventory, import_inventory
 from queries import coverage as C
 from queries import plans as P
 from queries.graph import Graph

@@ -418,7 +418,7 @@ def fresh_18(own: tuple[srv.ServerConfig, Graph]) -> tuple[dict, Counter]:
 
 def _import_inventory(g: Graph, tmp_path: Path, name: str, rows: list[tuple[str, str]]) -> None:
     """An inventory through ttpgraph's own importer (a plain CSV of rule name, technique)."""
-    from loader.inventory_import import import_inventory
+    from loader.inventory.importer import import_inventory
 
     path = tmp_path / f"{name}.csv"
     lines = ["Rule Name,Technique,ID"] + [

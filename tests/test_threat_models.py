@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from loader.diff import diff_releases, snapshot_from_source
-from loader.inventory_import import ImportOptions, delete_inventory, import_inventory
+from loader.inventory.importer import delete_inventory, import_inventory
+from loader.inventory.planner import ImportOptions
 from queries import coverage as C
 from queries import releases as R
 from queries import threat_models as TM

@@ -59,7 +59,7 @@ ART_LAYER = ART / "Attack-Navigator-Layers" / "art-navigator-layer.json"
 def inventories(graph: Graph) -> Iterator[dict[str, str]]:
     """Atomic Red Team's Windows index (CSV) and its Navigator layer, imported as inventories
     under names of this run; deleted at the end."""
-    from loader.inventory_import import delete_inventory, import_inventory
+    from loader.inventory.importer import delete_inventory, import_inventory
 
     tag = uuid.uuid4().hex[:8]
     names = {"csv": f"ui-matrix-{tag}-art", "layer": f"ui-matrix-{tag}-art-layer"}

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from loader.diff import diff_releases, diff_with, snapshot_from_source
-from loader.inventory_import import import_inventory, load_crosswalk
+from loader.inventory.crosswalk import load_crosswalk
+from loader.inventory.importer import import_inventory
 from loader.inventory_remap import remap_inventory
 from loader.load import LoadResult, load_file
 from loader.stix import BundleError, to_rows

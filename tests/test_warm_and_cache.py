@@ -16,7 +16,7 @@ import pytest
 
 from api.cli import start_server
 from loader import neo4j_server as srv
-from loader.inventory_import import delete_inventory, import_inventory
+from loader.inventory.importer import delete_inventory, import_inventory
 from loader.load import load_source
 from loader.stix import BundleError
 from loader.writer import ensure_schema, warm_writes

@@ -19,15 +19,10 @@ from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from loader.atomic import find_atomics_dir, read_index
-from loader.inventory import PARSERS, STATUSES
-from loader.inventory_import import (
-    PARENT_MODES,
-    SUB_MODES,
-    ImportOptions,
-    delete_inventory,
-    import_inventory,
-    parse_crosswalk,
-)
+from loader.inventory import PARENT_MODES, PARSERS, STATUSES, SUB_MODES
+from loader.inventory.crosswalk import parse_crosswalk
+from loader.inventory.importer import delete_inventory, import_inventory
+from loader.inventory.planner import ImportOptions
 from loader.inventory_remap import remap_inventory
 from queries import coverage as C
 from queries import plans as P

@@ -1,0 +1,176 @@
+"""Which telemetry to collect first: greedy marginal gain over a gap analysis's gaps, with the
+ATT&CK analytics each step makes buildable."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from ..cache import cached_answer
+from ..catalog import Q
+from ..errors import InvalidInput
+from ..graph import Graph
+from ..kinds import TelemetryLevel
+from .common import gap_scopes, pct, real_channel
+from .gaps import analyse_gaps
+from .models import TelemetryAnalytic, TelemetryPlan, TelemetryStep
+
+
+def telemetry_rows(
+    graph: Graph, technique_ids: list[str], platforms: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(v18 rows: technique, strategy, analytic, log source, data component; v17 rows)."""
+    if not technique_ids:
+        return [], []
+    row = graph.read(Q.telemetry_sources, technique_ids=technique_ids, platforms=platforms)[0]
+    return row["v18"], row["v17"]
+
+
+@cached_answer(scopes=gap_scopes)
+def prioritize_telemetry(
+    graph: Graph,
+    *,
+    actors: list[str] | dict[str, float],
+    inventory: str,
+    platforms: list[str] | None = None,
+    domain: str | None = None,
+    include_software: bool = False,
+    partial_counts_as_covered: bool = False,
+    level: TelemetryLevel | str = TelemetryLevel.log_source,
+    collected: list[str] | None = None,
+    limit: int = 20,
+) -> TelemetryPlan:
+    """Which telemetry to collect first to close the threat model's gaps: greedy marginal gain
+    (each step the source that lets you detect the most actor-weighted gap techniques not yet
+    reachable), with coverage before and after and the ATT&CK analytics to build.
+
+    ``collected``: sources already collected (names): not proposed, and the gaps they reach are
+    counted as reachable before the first step.
+    """
+    try:
+        lvl = TelemetryLevel(str(level))
+    except ValueError:
+        raise InvalidInput(f"level {level!r}: use log_source or data_component") from None
+    if limit < 1:
+        raise InvalidInput("limit must be at least 1")
+    # one round trip: the gap analysis with the telemetry of every technique of the threat
+    # model, kept for the gaps (what telemetry_sources gives for them)
+    ga, row = analyse_gaps(
+        graph,
+        actors=actors,
+        inventory=inventory,
+        platforms=platforms,
+        domain=domain,
+        include_software=include_software,
+        partial_counts_as_covered=partial_counts_as_covered,
+        weights=None,
+        telemetry=True,
+    )
+    gaps = ga.gap_techniques()
+    weight = {t.technique_id: t.actor_weight for t in gaps}
+    v18 = [r for r in row["v18"] if r["technique_id"] in weight]
+    v17 = [r for r in row["v17"] if r["technique_id"] in weight]
+    reach: dict[str, set[str]] = defaultdict(set)
+    kind: dict[str, str] = {}
+    dcs: dict[str, set[str]] = defaultdict(set)
+    from_v17: set[str] = set()
+    rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)  # each step reads its own
+    for r in v18:
+        key = r["log_source"] if lvl == TelemetryLevel.log_source else r["data_component"]
+        rows_of[key].append(r)
+        reach[key].add(r["technique_id"])
+        kind[key] = lvl.value
+        dcs[key].add(r["data_component"])
+    for r in v17:
+        key = r["data_component"]
+        reach[key].add(r["technique_id"])
+        kind.setdefault(key, TelemetryLevel.data_component.value)
+        dcs[key].add(r["data_component"])
+        from_v17.add(key)
+    have = {c.strip().lower() for c in collected or [] if c.strip()}
+    reachable = set().union(*reach.values()) if reach else set()
+    remaining = set(reachable)
+    covered_now = ga.covered
+    for src in list(reach):
+        if src.lower() in have:
+            remaining -= reach[src]
+            del reach[src]
+    covered_base = covered_now
+    steps: list[TelemetryStep] = []
+    covered = covered_base
+    while remaining and len(steps) < limit and reach:
+        best = min(
+            reach,
+            key=lambda s: (
+                -sum(weight[t] for t in reach[s] & remaining),
+                -len(reach[s] & remaining),
+                s,
+            ),
+        )
+        gained = sorted(reach[best] & remaining)
+        if not gained:
+            break
+        remaining -= set(gained)
+        before = covered
+        covered += len(gained)
+        steps.append(
+            TelemetryStep(
+                rank=len(steps) + 1,
+                source=best,
+                kind=kind[best],
+                data_components=sorted(dcs[best]),
+                techniques_gained=gained,
+                gain=len(gained),
+                weight_gained=round(sum(weight[t] for t in gained), 4),
+                covered_before=before,
+                covered_after=covered,
+                coverage_before=pct(before, ga.total),
+                coverage_after=pct(covered, ga.total),
+                analytics=_step_analytics(rows_of.get(best, []), best, set(gained), lvl),
+                v17=best in from_v17,
+            )
+        )
+        del reach[best]
+    return TelemetryPlan(
+        warnings=ga.warnings,
+        inventory=ga.inventory,
+        actors=ga.actors,
+        level=lvl,
+        filters={**ga.filters, "collected": sorted(have)},
+        total=ga.total,
+        covered=ga.covered,
+        gaps=ga.gaps,
+        coverage_pct=ga.coverage_pct,
+        steps=steps,
+        reachable=len(reachable),
+        unreachable=sorted(set(weight) - reachable),
+        final_coverage_pct=pct(covered, ga.total),
+    )
+
+
+def _step_analytics(
+    rows: list[dict[str, Any]], source: str, gained: set[str], lvl: TelemetryLevel
+) -> list[TelemetryAnalytic]:
+    out: dict[tuple[str, str], TelemetryAnalytic] = {}
+    for r in rows:
+        key = r["log_source"] if lvl == TelemetryLevel.log_source else r["data_component"]
+        if key != source or r["technique_id"] not in gained:
+            continue
+        a = out.get((r["analytic_id"], r["technique_id"]))
+        if a is None:
+            a = out[(r["analytic_id"], r["technique_id"])] = TelemetryAnalytic(
+                analytic_id=r["analytic_id"],
+                strategy_id=r["strategy_id"],
+                strategy=r["strategy"],
+                technique_id=r["technique_id"],
+                platforms=r["platforms"] or [],
+                channels=[],
+            )
+        channel = real_channel(r["channel"])
+        if lvl == TelemetryLevel.data_component:
+            ch = f"{r['log_source']} ({channel})" if channel else r["log_source"]
+        else:
+            ch = channel or ""
+        if ch and ch not in a.channels:
+            a.channels.append(ch)
+    return sorted(out.values(), key=lambda a: (a.technique_id, a.analytic_id))
