@@ -151,7 +151,8 @@ class Similarity(BaseModel):
 # ---------------------------------------------------------------- helpers
 
 
-def _check_domain(domain: str | None) -> str | None:
+def check_domain(domain: str | None) -> str | None:
+    """``enterprise`` / ``enterprise-attack``... as the domain's full name; InvalidInput else."""
     if domain is None:
         return None
     d = domain if domain.endswith("-attack") else f"{domain}-attack"
@@ -229,7 +230,7 @@ def profile_group(
     resolved = resolve_group(graph, group)
     gid = resolved.attack_id
     kinds = kinds or list(PathKind)
-    dom = _check_domain(domain)
+    dom = check_domain(domain)
     row = graph.read(
         Q.profile_group,
         group_id=gid,
@@ -396,7 +397,7 @@ def group_technique_sets(
         Q.group_technique_sets,
         group_ids=group_ids,
         kinds=path_kinds(include_software),
-        domain=_check_domain(domain),
+        domain=check_domain(domain),
     )
     return {
         r["group_id"]: (r["name"], {t["technique_id"]: t["kinds"] for t in r["techniques"]})
@@ -431,7 +432,7 @@ def compare_groups(
         Q.compare_groups,
         group_ids=ids,
         kinds=path_kinds(include_software),
-        domain=_check_domain(domain),
+        domain=check_domain(domain),
     )[0]
     found = {
         r["group_id"]: {t["technique_id"]: t["kinds"] for t in r["techniques"]}
@@ -491,7 +492,7 @@ def similar_groups(
         Q.group_technique_ids,
         group_ids=[],
         kinds=path_kinds(include_software),
-        domain=_check_domain(domain),
+        domain=check_domain(domain),
     )
     sets_by_group = {r["group_id"]: (r["name"], r["techniques"]) for r in rows}
     mine = set(sets_by_group.get(gid, (resolved.name, []))[1])

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 
 from .actors import (
     PathKind,
-    _check_domain,
+    check_domain,
     group_technique_sets,
     path_kinds,
     technique_details,
@@ -38,7 +38,7 @@ from .cache import cached_answer
 from .catalog import Q
 from .errors import InvalidInput, NotFound
 from .graph import Graph, neo4j_errors
-from .resolve import TECHNIQUE_ID, Resolved, _norm, _resolve, resolve_group
+from .resolve import TECHNIQUE_ID, Resolved, norm, resolve, resolve_group
 
 ActorKind = Literal["attack-group", "org-cluster"]
 CLUSTER_ID = re.compile(r"^(intrusion-set|threat-actor)--[0-9a-f-]{36}$", re.I)
@@ -337,7 +337,7 @@ def resolve_techniques(graph: Graph, texts: list[str]) -> list[Resolved]:
     by_id = {r["attack_id"]: r for r in rows if r["attack_id"]}
     out: dict[str, Resolved] = {}
     for text in texts:
-        r = _resolve(rows, text, kind="technique", id_pattern=TECHNIQUE_ID)
+        r = resolve(rows, text, kind="technique", id_pattern=TECHNIQUE_ID)
         row = by_id.get(r.attack_id) or {}
         if row.get("deprecated") or (row.get("revoked") and r.matched != "replacement"):
             raise InvalidInput(f"technique {r.attack_id} is retired in ATT&CK (no replacement)")
@@ -369,7 +369,7 @@ def _cluster_rows(graph: Graph) -> list[dict[str, Any]]:
 
 
 def _match_clusters(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    wanted = _norm(text)
+    wanted = norm(text)
     by_id = [r for r in rows if r["stix_id"].lower() == wanted]
     if by_id:
         return by_id
@@ -377,8 +377,8 @@ def _match_clusters(rows: list[dict[str, Any]], text: str) -> list[dict[str, Any
         hits = [
             r
             for r in rows
-            if (field == "aliases" and any(_norm(a) == wanted for a in r["aliases"]))
-            or (field != "aliases" and r[field] and _norm(r[field]) == wanted)
+            if (field == "aliases" and any(norm(a) == wanted for a in r["aliases"]))
+            or (field != "aliases" and r[field] and norm(r[field]) == wanted)
         ]
         if hits:
             return hits
@@ -399,8 +399,8 @@ def resolve_cluster(graph: Graph, text: str) -> Resolved:
             suggestions=[f"{r['stix_id']} ({r['name']}, {r['source']})" for r in hits],
         )
     if not ids:
-        names = {_norm(n): r["name"] for r in rows for n in [r["name"], *r["aliases"]]}
-        close = difflib.get_close_matches(_norm(text), list(names), n=5, cutoff=0.6)
+        names = {norm(n): r["name"] for r in rows for n in [r["name"], *r["aliases"]]}
+        close = difflib.get_close_matches(norm(text), list(names), n=5, cutoff=0.6)
         raise NotFound(
             f"no cluster of the organisation named {text!r}",
             suggestions=list(dict.fromkeys(names[c] for c in close)),
@@ -654,7 +654,7 @@ def attribute(
         raise InvalidInput("limit must be between 1 and 200")
     ids, inc_name, notes = _observed(graph, techniques, incident)
     details = technique_details(graph, ids)
-    dom = _check_domain(domain) if domain else _auto_domain(details)
+    dom = check_domain(domain) if domain else _auto_domain(details)
     pool, sources = _pool(
         graph, include_software=include_software, domain=dom, include_org=include_org,
         rollup=rollup,
@@ -820,7 +820,7 @@ def attribution_recall(
         raise InvalidInput("trials must be between 1 and 1000")
     if not 0 <= noise <= 100:
         raise InvalidInput("noise must be between 0 and 100")
-    dom = _check_domain(domain) if domain else None
+    dom = check_domain(domain) if domain else None
     pool, _ = _pool(
         graph, include_software=include_software, domain=dom, include_org=include_org, rollup=False
     )
@@ -1001,7 +1001,7 @@ def expect_next(
     notes: list[str] = []
     if techniques or incident:
         observed, _, notes = _observed(graph, techniques, incident)
-    dom = _check_domain(domain) if domain else None
+    dom = check_domain(domain) if domain else None
     if kind == "attack-group":
         sets = group_technique_sets(
             graph, [resolved.attack_id], include_software=include_software, domain=dom
