@@ -141,11 +141,12 @@ def _lookup_params(texts: list[str]) -> dict[str, list[str]]:
 
 def _group_or_cluster(graph: Graph, rows: list[dict[str, Any]], text: str) -> Resolved:
     """ATT&CK first: what resolved before still resolves the same way. Only a text no ATT&CK
-    group answers to is looked up among the organisation's clusters (queries/intel.py)."""
+    group answers to is looked up among the organisation's clusters
+    (queries/intel/resolution.py)."""
     try:
         return resolve(rows, text, kind="group", id_pattern=GROUP_ID)
     except NotFound as not_attack:
-        from .intel import resolve_cluster
+        from .intel.resolution import resolve_cluster
 
         try:
             return resolve_cluster(graph, text)
