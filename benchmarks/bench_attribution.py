@@ -117,7 +117,7 @@ def timed(fn: Callable[[], Any], runs: int, warmup: int = 3) -> dict[str, float]
 
 
 def run(graph: Graph, *, trials: int, seed: int, runs: int) -> None:
-    pool, _ = intel._pool(
+    pool, _ = intel.actor_pool(
         graph, include_software=False, domain="enterprise-attack", include_org=False, rollup=False
     )
     print(f"Enterprise ATT&CK: {pool.n} groups with techniques (direct and through campaigns)\n")

@@ -6,7 +6,7 @@ IOC lookup, attribution and ``expect`` timed uncached beside what it holds.
     python -m benchmarks.bench_intel [--sizes 1k,10k,100k,1M] [--runs 20]
 
 The import streams the bundle (two passes), writes in batches under a new import id and
-switches it in with one small transaction (``loader.intel_store``). The old lookup (a scan of
+switches it in with one small transaction (``loader.intel.store``). The old lookup (a scan of
 every ``values`` list) is the IOC lookup's peer; the index seek alone (no paths, no gate) its
 floor.
 """

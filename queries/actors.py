@@ -151,7 +151,8 @@ class Similarity(BaseModel):
 # ---------------------------------------------------------------- helpers
 
 
-def _check_domain(domain: str | None) -> str | None:
+def check_domain(domain: str | None) -> str | None:
+    """``enterprise`` / ``enterprise-attack``... as the domain's full name; InvalidInput else."""
     if domain is None:
         return None
     d = domain if domain.endswith("-attack") else f"{domain}-attack"
@@ -229,7 +230,7 @@ def profile_group(
     resolved = resolve_group(graph, group)
     gid = resolved.attack_id
     kinds = kinds or list(PathKind)
-    dom = _check_domain(domain)
+    dom = check_domain(domain)
     row = graph.read(
         Q.profile_group,
         group_id=gid,
@@ -396,7 +397,7 @@ def group_technique_sets(
         Q.group_technique_sets,
         group_ids=group_ids,
         kinds=path_kinds(include_software),
-        domain=_check_domain(domain),
+        domain=check_domain(domain),
     )
     return {
         r["group_id"]: (r["name"], {t["technique_id"]: t["kinds"] for t in r["techniques"]})
@@ -431,7 +432,7 @@ def compare_groups(
         Q.compare_groups,
         group_ids=ids,
         kinds=path_kinds(include_software),
-        domain=_check_domain(domain),
+        domain=check_domain(domain),
     )[0]
     found = {
         r["group_id"]: {t["technique_id"]: t["kinds"] for t in r["techniques"]}
@@ -487,7 +488,7 @@ def similar_groups(
     """Groups most similar to one group (Jaccard over technique sets), over every group."""
     resolved = resolve_group(graph, group)
     gid = resolved.attack_id
-    dom = _check_domain(domain)
+    dom = check_domain(domain)
     # Over every domain, the ids each load stores on the groups (the same query's answer);
     # for one domain, or on a graph loaded before they were stored, the paths themselves.
     stored = Q.group_technique_ids_stored

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from .actors import _check_domain, group_technique_sets
+from .actors import check_domain, group_technique_sets
 from .cache import cached_answer
 from .errors import InvalidInput, TtpgraphError
 from .graph import Graph
@@ -390,7 +390,7 @@ def overlap_network(
     ``include_clusters``: the organisation's own clusters are actors too (by STIX id)."""
     metric = Metric(metric)
     threshold = check_threshold(metric, threshold)
-    dom = _check_domain(domain)
+    dom = check_domain(domain)
     raw = group_technique_sets(graph, [], include_software=include_software, domain=dom)
     sets = {g: (name, set(techs)) for g, (name, techs) in raw.items()}
     gid = None

@@ -24,18 +24,22 @@ class Resolved:
     note: str | None = None
 
 
-def _norm(text: str) -> str:
+def norm(text: str) -> str:
+    """``text`` as names are compared: trimmed, lower-case, white space collapsed."""
     return re.sub(r"\s+", " ", text.strip().lower())
 
 
-def _resolve(
+def resolve(
     rows: list[dict[str, Any]], text: str, *, kind: str, id_pattern: re.Pattern[str]
 ) -> Resolved:
+    """``text`` among candidate ``rows`` (``attack_id``, ``name``, ``aliases``...): an ATT&CK id
+    (a revoked one answers its replacement), else a name or an alias; NotFound with close
+    matches, InvalidInput when ambiguous."""
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput(f"empty {kind} name")
     if len(text) > 200:
         raise InvalidInput(f"{kind} name longer than 200 characters")
-    wanted = _norm(text)
+    wanted = norm(text)
     by_id = {r["attack_id"].lower(): r for r in rows if r["attack_id"]}
     if id_pattern.match(text.strip()):
         row = by_id.get(wanted)
@@ -52,14 +56,14 @@ def _resolve(
                 )
         return Resolved(row["attack_id"], row["name"], "id")
     current = [r for r in rows if not r.get("revoked") and not r.get("deprecated")]
-    exact = [r for r in current if _norm(r["name"]) == wanted]
+    exact = [r for r in current if norm(r["name"]) == wanted]
     if len(exact) == 1:
         return Resolved(exact[0]["attack_id"], exact[0]["name"], "name")
     aliased = [
         r
         for r in current
-        if any(_norm(a) == wanted for a in (r.get("aliases") or []))
-        or (r.get("parent_name") and _norm(f"{r['parent_name']}: {r['name']}") == wanted)
+        if any(norm(a) == wanted for a in (r.get("aliases") or []))
+        or (r.get("parent_name") and norm(f"{r['parent_name']}: {r['name']}") == wanted)
     ]
     matches = {r["attack_id"]: r for r in exact + aliased}
     if len(matches) == 1:
@@ -74,7 +78,7 @@ def _resolve(
     names: dict[str, str] = {}
     for r in current:
         for n in [r["name"], *(r.get("aliases") or [])]:
-            names.setdefault(_norm(n), f"{r['name']} ({r['attack_id']})")
+            names.setdefault(norm(n), f"{r['name']} ({r['attack_id']})")
     close = difflib.get_close_matches(wanted, list(names), n=5, cutoff=0.6)
     contains = [k for k in names if wanted in k and k not in close][: 5 - len(close)]
     suggestions = list(dict.fromkeys(names[c] for c in close + contains))
@@ -90,13 +94,13 @@ def resolve_group(graph: Graph, text: str) -> Resolved:
 def resolve_software(graph: Graph, text: str) -> Resolved:
     """ATT&CK id (S0154), name (Cobalt Strike) or alias, case-insensitive."""
     rows = graph.read(Q.software_candidates, include_retired=True)
-    return _resolve(rows, text, kind="software", id_pattern=SOFTWARE_ID)
+    return resolve(rows, text, kind="software", id_pattern=SOFTWARE_ID)
 
 
 def resolve_technique(graph: Graph, text: str) -> Resolved:
     """ATT&CK id (T1059.001), name (PowerShell) or "Parent: Sub" name, case-insensitive."""
     rows = graph.read(Q.technique_candidates, include_retired=True)
-    return _resolve(rows, text, kind="technique", id_pattern=TECHNIQUE_ID)
+    return resolve(rows, text, kind="technique", id_pattern=TECHNIQUE_ID)
 
 
 def resolve_groups(graph: Graph, texts: list[str]) -> list[Resolved]:
@@ -110,7 +114,7 @@ def resolve_groups(graph: Graph, texts: list[str]) -> list[Resolved]:
     out = []
     for text in texts:
         try:
-            out.append(_resolve(rows, text, kind="group", id_pattern=GROUP_ID))
+            out.append(resolve(rows, text, kind="group", id_pattern=GROUP_ID))
         except NotFound:
             if every is None:
                 every = graph.read(Q.group_candidates, include_retired=True)
@@ -120,7 +124,7 @@ def resolve_groups(graph: Graph, texts: list[str]) -> list[Resolved]:
 
 def _lookup_params(texts: list[str]) -> dict[str, list[str]]:
     """``group_lookup``'s parameters: ATT&CK ids, and for the rest a Lucene phrase on names and
-    aliases (only ``\\`` and ``"`` mean something inside a phrase). Texts ``_resolve`` refuses
+    aliases (only ``\\`` and ``"`` mean something inside a phrase). Texts ``resolve`` refuses
     are left out: it names them."""
     ids: list[str] = []
     phrases: list[str] = []
@@ -130,18 +134,19 @@ def _lookup_params(texts: list[str]) -> dict[str, list[str]]:
         if GROUP_ID.match(text.strip()):
             ids.append(text.strip().upper())
         else:
-            phrase = _norm(text).replace("\\", "\\\\").replace('"', '\\"')
+            phrase = norm(text).replace("\\", "\\\\").replace('"', '\\"')
             phrases.append(f'name:"{phrase}" OR aliases_text:"{phrase}"')
     return {"ids": ids, "phrases": phrases}
 
 
 def _group_or_cluster(graph: Graph, rows: list[dict[str, Any]], text: str) -> Resolved:
     """ATT&CK first: what resolved before still resolves the same way. Only a text no ATT&CK
-    group answers to is looked up among the organisation's clusters (queries/intel.py)."""
+    group answers to is looked up among the organisation's clusters
+    (queries/intel/resolution.py)."""
     try:
-        return _resolve(rows, text, kind="group", id_pattern=GROUP_ID)
+        return resolve(rows, text, kind="group", id_pattern=GROUP_ID)
     except NotFound as not_attack:
-        from .intel import resolve_cluster
+        from .intel.resolution import resolve_cluster
 
         try:
             return resolve_cluster(graph, text)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from loader import intel as L
+from loader.intel.misp import misp_ioc, misp_pattern
 from queries import intel as I
 from queries.errors import Conflict, InvalidInput, NotFound
 from queries.graph import Graph
@@ -203,7 +204,7 @@ def test_misp_patterns_are_valid_stix() -> None:
         ("email-src", "x@example.com"),
         ("AS", "AS64500"),
     ]:
-        pattern = L._misp_pattern(L._misp_ioc(mtype, value))
+        pattern = misp_pattern(misp_ioc(mtype, value))
         assert pattern is not None, mtype
         assert validate(pattern, stix_version="2.1"), pattern
 

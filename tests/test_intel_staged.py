@@ -20,8 +20,10 @@ import stix2
 
 from benchmarks.synthetic import intel_objects
 from loader import intel as L
-from loader import intel_store
-from loader.intel_fastcheck import plainly_valid
+from loader.intel import imports as intel_imports
+from loader.intel import rows as intel_rows
+from loader.intel import store as intel_store
+from loader.intel.fastcheck import plainly_valid
 from queries import intel as I
 from queries.errors import InvalidInput, NotFound
 from queries.graph import Graph
@@ -99,8 +101,9 @@ def test_batched_streamed_import_equals_one_shot(
 ) -> None:
     data = bundle()
     one = L.import_intel_file(graph, EXAMPLE, source="test-staged one-shot")
-    monkeypatch.setattr(L, "BATCH", 2)  # every label and relationship type in several batches
-    monkeypatch.setattr(L, "STREAM_ABOVE", 0)  # read with ijson, two passes
+    # every label and relationship type in several batches
+    monkeypatch.setattr(intel_rows, "BATCH", 2)
+    monkeypatch.setattr(intel_imports, "STREAM_ABOVE", 0)  # read with ijson, two passes
     batched = L.import_intel_file(graph, EXAMPLE, source="test-staged batched")
     assert batched.nodes == one.nodes and batched.relationships == one.relationships
     assert batched.skipped == one.skipped and batched.warnings == one.warnings
@@ -118,8 +121,8 @@ def test_failed_import_midway_leaves_the_previous_answering(
     graph: Graph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = "test-staged failing"
-    monkeypatch.setattr(L, "BATCH", 2)
-    monkeypatch.setattr(L, "STREAM_ABOVE", 0)
+    monkeypatch.setattr(intel_rows, "BATCH", 2)
+    monkeypatch.setattr(intel_imports, "STREAM_ABOVE", 0)
     L.import_intel_file(graph, EXAMPLE, source=source)
     before = snapshot(graph, source)
     assert ioc_sources(graph, "203.0.113.77")  # the previous import answers for its IOC
