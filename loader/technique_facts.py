@@ -19,7 +19,7 @@ The groups, likewise, carry what a similarity over every group reads
 (:func:`store_group_technique_ids`): ``rank_technique_ids`` (direct and campaign) and
 ``rank_technique_ids_software`` (every path kind), each the ``group_technique_ids`` catalog
 query's answer for all domains - the one definition of the path kinds, run in the load's
-transaction - and ``[]`` for a current group tied to no technique.
+transaction -, sorted, and ``[]`` for a current group tied to no technique.
 """
 
 from __future__ import annotations
@@ -121,7 +121,11 @@ def store_group_technique_ids(tx: ManagedTransaction) -> None:
         "SET g.rank_technique_ids = [], g.rank_technique_ids_software = []"
     ).consume()
     for prop, kinds in GROUP_TECHNIQUE_IDS.items():
-        rows = tx.run(Q.group_technique_ids, group_ids=[], kinds=kinds, domain=None).data()
+        # sorted: the same release gives the same property whatever order the paths came in
+        rows = [
+            {"group_id": r["group_id"], "techniques": sorted(r["techniques"])}
+            for r in tx.run(Q.group_technique_ids, group_ids=[], kinds=kinds, domain=None)
+        ]
         tx.run(
             "UNWIND $rows AS row MATCH (g:Group {attack_id: row.group_id}) "
             "SET g[$prop] = row.techniques",
