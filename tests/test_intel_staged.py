@@ -231,3 +231,24 @@ def test_fast_acceptance_never_accepts_what_stix2_refuses() -> None:
     kinds = {o["type"] for o in objs if plainly_valid(o)}
     assert {"relationship", "indicator", "domain-name", "sighting"} <= kinds
     assert accepted > 400
+
+
+def _operators(plan: Any) -> Iterator[tuple[str, str]]:
+    yield plan.get("operatorType", ""), str(plan.get("args", {}).get("Details", ""))
+    for child in plan.get("children", []):
+        yield from _operators(child)
+
+
+@pytest.mark.parametrize(
+    ("src_small", "dst"), [(False, "small"), (False, "bulk"), (True, "attack"), (True, "small")]
+)
+def test_edge_batches_find_both_ends_by_key(graph: Graph, src_small: bool, dst: str) -> None:
+    """Every edge batch seeks its ends in the ``key`` index, whatever the statistics say."""
+    L.ensure_intel_schema(graph)
+    stmt = intel_store.edge_statement("INDICATES", src_small=src_small, dst=dst)
+    with graph.driver.session(database=graph.database) as session:
+        plan = session.run("EXPLAIN " + stmt, rows=[], id="x").consume().plan
+    seeks = [d for op, d in _operators(plan) if "IndexSeek" in op]
+    ends = 1 if dst == "attack" else 2
+    assert len([d for d in seeks if "(key)" in d]) == ends, seeks
+    assert not [d for d in seeks if "import_id" in d], seeks
