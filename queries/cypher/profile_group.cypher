@@ -61,7 +61,8 @@ CALL (g) {
   WITH t, kind, via_id, via_name, u
   ORDER BY kind, via_id
   WITH t, collect({kind: kind, via_id: via_id, via_name: via_name, procedure: u.description,
-                   citations: u.citations, citation_urls: u.citation_urls}) AS evidence
+                   citations: coalesce(u.citations, []),
+                   citation_urls: coalesce(u.citation_urls, [])}) AS evidence
   // as technique_details
   OPTIONAL MATCH (t)-[:SUBTECHNIQUE_OF]->(p:Technique)
   CALL (t) {
