@@ -29,8 +29,11 @@ RETURN t.attack_id AS technique_id, actors,
        [(t)-[:IN_TACTIC]->(:Tactic)<-[o:HAS_TACTIC]-(:Matrix) | o.order] AS orders
 """
 
-# Telemetry for 4 actors: the threat model's techniques no rule of the inventory covers, and the
-# v18 log sources that show them.
+# Telemetry for 4 actors: the threat model's techniques (each weighted by how many of the actors
+# use it) that no rule of the inventory covers, the telemetry that shows them (v18: the log
+# sources of the analytics of the detection strategies that detect them; v17: the data
+# components that detect them) and the analytics to build, ranked by the actor-weighted gaps each
+# reaches (the greedy plan's first step; its later steps only re-count these rows).
 TELEMETRY = """
 MATCH (g:Group) WHERE g.attack_id IN $group_ids
 CALL (g) {
@@ -38,13 +41,21 @@ CALL (g) {
   UNION
   MATCH (g)<-[:ATTRIBUTED_TO]-(:Campaign)-[:USES]->(t:Technique) RETURN t
 }
-WITH DISTINCT t
+WITH t, count(DISTINCT g) AS weight
 WHERE NOT t.revoked AND NOT t.deprecated
   AND NOT EXISTS { (:Inventory {name: $inventory})-[:HAS_RULE]->(:DetectionRule)-[:COVERS]->(t) }
-MATCH (t)<-[:DETECTS]-(:DetectionStrategy)-[:HAS_ANALYTIC]->(a:Analytic)
-      -[:USES_LOG_SOURCE]->(l:LogSource)
-RETURN l.name AS log_source, collect(DISTINCT t.attack_id) AS techniques,
-       collect(DISTINCT a.attack_id) AS analytics
+CALL (t) {
+  MATCH (t)<-[:DETECTS]-(:DetectionStrategy)-[:HAS_ANALYTIC]->(a:Analytic)
+        -[:USES_LOG_SOURCE]->(l:LogSource)
+  RETURN l.name AS source, a.attack_id AS analytic
+  UNION
+  MATCH (t)<-[:DETECTS]-(dc:DataComponent)
+  RETURN dc.name AS source, null AS analytic
+}
+WITH source, collect(DISTINCT {technique: t.attack_id, weight: weight}) AS techniques,
+     collect(DISTINCT analytic) AS analytics
+RETURN source, reduce(s = 0, x IN techniques | s + x.weight) AS gain, techniques, analytics
+ORDER BY gain DESC, source
 """
 
 # APT29's profile: every technique with how we know (procedure text and citations), its name,
