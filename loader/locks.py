@@ -31,7 +31,7 @@ from queries.graph import Graph
 LEASE_S = 120.0
 RENEW_S = 30.0
 
-_SCHEMA = (
+LOCK_SCHEMA = (
     "CREATE CONSTRAINT ttpgraph_lock_name IF NOT EXISTS "
     "FOR (l:TtpgraphLock) REQUIRE l.name IS UNIQUE"
 )
@@ -109,7 +109,7 @@ def graph_lock(graph: Graph, name: str, *, what: str, lease: float = LEASE_S) ->
     process holds it."""
     owner = f"{socket.gethostname()} pid {os.getpid()} ({uuid.uuid4().hex[:8]})"
     lease_ms = int(lease * 1000)
-    graph.write(_SCHEMA)
+    graph.write(LOCK_SCHEMA)
     row = graph.write(_TAKE, name=name, owner=owner, what=what, lease_ms=lease_ms)[0]
     if row["owner"] != owner and _holder_gone(row["owner"]):
         stolen = graph.write(

@@ -32,6 +32,7 @@ from queries.cache import ATTACK, bump_graph_version
 from queries.errors import Unavailable
 from queries.graph import Graph
 
+from .locks import LOCK_SCHEMA, graph_lock
 from .stix import NODE_LABELS, REL_TYPES, GraphRows
 from .technique_facts import store_technique_facts
 
@@ -60,6 +61,9 @@ SCHEMA: list[str] = [
     "CREATE INDEX log_source_name IF NOT EXISTS FOR (n:LogSource) ON (n.name)",
     "CREATE FULLTEXT INDEX group_text IF NOT EXISTS FOR (n:Group) "
     "ON EACH [n.name, n.aliases_text, n.description]",
+    # A load takes its lock first: the lock's constraint, created by the first lock ever,
+    # would drop every plan made before it (the first load after a start replanned them all).
+    LOCK_SCHEMA,
 ]
 
 ProgressFn = Callable[[str, int], None]
@@ -353,13 +357,19 @@ def _graph_counts(tx: ManagedTransaction, domain: str) -> dict[str, int]:
 WARM_UP_DOMAIN = "x-ttpgraph-warm-up"  # never a STIX type: no real id starts with it
 
 
-def warm_writes(graph: Graph, *, per_label: int = 1000) -> float:
-    """Run every statement of a load once, on made-up objects of a made-up domain: the first
-    real load after a server start then finds its statements planned and the server's write
-    path compiled (``ttpgraph neo4j warm``). A full load is written and committed, then
+def warm_writes(graph: Graph, *, per_label: int = 1001) -> float:
+    """Run every statement of a load on made-up objects of a made-up domain, so that the first
+    real load after a server start finds its statements planned and the server's write path
+    compiled (``ttpgraph neo4j warm``).
+
+    Neo4j keys a cached plan by the statement and the size of each list parameter, rounded up
+    to a power of ten (0 and 1 exactly): a load's batches of 1, 2-10, 11-100, 101-1,000 and
+    1,001-5,000 rows each need a plan of their own. So a full load of ``per_label`` objects a
+    label (1,001: the largest bucket) is written and committed under the load's lock, then
     deleted (a rolled-back transaction leaves the commit path cold: the first load after a
-    start took 2.5 times a warm one with rolled-back statements only); a partial one is
-    rolled back. Returns the seconds it took."""
+    start took 2.5 times a warm one with rolled-back statements only); then the same load cut
+    to 1, 2, 11 and 1,000 rows a list, and a partial one, are run and rolled back. Returns the
+    seconds it took."""
     import time
 
     t0 = time.perf_counter()
@@ -402,12 +412,30 @@ def warm_writes(graph: Graph, *, per_label: int = 1000) -> float:
     ]
     ensure_schema(graph)
     try:
-        write_rows(graph, rows, source="warm-up", sha256="", counts={})
+        with graph_lock(graph, f"load:{WARM_UP_DOMAIN}", what="the start-up warm-up"):
+            write_rows(graph, rows, source="warm-up", sha256="", counts={})
     finally:
         remove_warm_up_objects(graph)
+    for size in (1, 2, 11, 1000):  # the other buckets (1, 10, 100, 1,000)
+        write_rows(graph, _cut(rows, size), source="warm-up", sha256="", counts={},
+                   rollback=True)  # fmt: skip
     write_rows(graph, rows, source="warm-up", sha256="", counts={}, rollback=True, mode="partial",
                removed_ids=[ids["Group"][0]])  # fmt: skip
     return time.perf_counter() - t0
+
+
+def _cut(rows: GraphRows, size: int) -> GraphRows:
+    """``rows`` with every list cut to its first ``size`` rows (the made-up objects are tied
+    index to index, so what the first rows point at is among the first rows)."""
+    return GraphRows(
+        domain=rows.domain, spec_version=rows.spec_version, release=rows.release,
+        nodes={labels: group[:size] for labels, group in rows.nodes.items()},
+        rels={rtype: group[:size] for rtype, group in rows.rels.items()},
+        in_tactic=rows.in_tactic[:size], matrix_tactics=rows.matrix_tactics[:size],
+        strategy_analytics=rows.strategy_analytics[:size],
+        component_sources=rows.component_sources[:size], log_sources=rows.log_sources[:size],
+        analytic_log_sources=rows.analytic_log_sources[:size],
+    )  # fmt: skip
 
 
 def remove_warm_up_objects(graph: Graph) -> None:
