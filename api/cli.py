@@ -259,9 +259,12 @@ def neo4j_warm(
     import json
 
     from loader.writer import ensure_schema, warm_writes
-    from queries.warm import announced, record_catalog_planned, warm
+    from queries.catalog import load_catalog
+    from queries.warm import announced, create_tokens, record_catalog_planned, warm
 
     run(ensure_schema)  # first: a schema change would drop the plans made before it
+    # and so would the first node carrying a property key or label a plan names
+    run(lambda g: create_tokens(g, [q.text for q in load_catalog().values()]))
     with user_errors(), announced(graph()):  # an API starting meanwhile waits for the end
         report = warm(graph())
         writes = warm_writes(graph())

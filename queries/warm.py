@@ -21,8 +21,9 @@ Warm-up answers are never cached: the services run on a graph whose answer cache
 from __future__ import annotations
 
 import functools
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +89,67 @@ def warm(
 
 
 WARM_UP_APP = "ttpgraph-warm-up"
+
+
+_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+# ``x.key`` but not ``$param.key``, ``row.key`` (a batch's map) or ``db.procedure(``
+_PROPERTY = re.compile(r"(\$?)\b([A-Za-z_]\w*)\s*\.\s*([A-Za-z_]\w*)\b(?!\s*\()")
+_PROJECTED = re.compile(r"[{,]\s*\.([A-Za-z_]\w*)")  # map projections: n {.name, .aliases}
+_LABEL_OR_TYPE = re.compile(r"[:|&]\s*([A-Z][A-Za-z0-9_]*)\b")
+_NOT_TOKENS = {"CASE", "LIST", "STRING", "INTEGER", "FLOAT", "BOOLEAN", "MAP", "NODE", "ANY"}
+
+
+def referenced_tokens(texts: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
+    """The labels, relationship types and property keys Cypher texts name (comments and string
+    literals left out; a name in capitals is a type): what a plan made before they exist has
+    to be made again for once they do."""
+    labels: set[str] = set()
+    types: set[str] = set()
+    props: set[str] = set()
+    for text in texts:
+        code = "\n".join(
+            _STRING.sub("''", line).split("//", 1)[0]
+            for line in text.splitlines()
+            if not line.lstrip().startswith("//")
+        )
+        for m in _PROPERTY.finditer(code):
+            if not m.group(1) and m.group(2) != "row":
+                props.add(m.group(3))
+        props.update(_PROJECTED.findall(code))
+        for name in _LABEL_OR_TYPE.findall(code):
+            if name not in _NOT_TOKENS:
+                (types if name.isupper() else labels).add(name)
+    return labels, types, props
+
+
+def create_tokens(graph: Graph, texts: Iterable[str]) -> int:
+    """Create every label, relationship type and property key the texts name that the
+    database does not have yet; the number created.
+
+    Neo4j plans a query naming a property key or a label it does not know as "always null" or
+    "always empty", and drops that plan when the first node carrying it is written: on an empty
+    database, the first load replanned the catalog queries the start-up warm-up had planned (and
+    its own statements), and the first inventory or intelligence import the queries about
+    them. Tokens cost nothing and are never removed; a few that only name a map's key are
+    created too."""
+    labels, types, props = referenced_tokens(texts)
+    have = graph.read(
+        "CALL db.labels() YIELD label RETURN collect(label) AS labels, "
+        "COLLECT { CALL db.relationshipTypes() YIELD relationshipType "
+        "RETURN relationshipType } AS types, "
+        "COLLECT { CALL db.propertyKeys() YIELD propertyKey RETURN propertyKey } AS props"
+    )[0]
+    new_labels = sorted(labels - set(have["labels"]))
+    new_types = sorted(types - set(have["types"]))
+    new_props = sorted(props - set(have["props"]))
+    for proc, names in (
+        ("db.createLabel", new_labels),
+        ("db.createRelationshipType", new_types),
+        ("db.createProperty", new_props),
+    ):
+        if names:
+            graph.write(f"UNWIND $names AS name CALL {proc}(name)", names=names)
+    return len(new_labels) + len(new_types) + len(new_props)
 
 
 @contextmanager

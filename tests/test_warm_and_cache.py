@@ -26,7 +26,13 @@ from queries.cache import ATTACK, INTEL, THREAT_MODELS, bump_graph_version, inve
 from queries.catalog import load_catalog
 from queries.graph import Graph
 from queries.settings import Settings
-from queries.warm import announced, catalog_planned, wait_for_warm_up, warm
+from queries.warm import (
+    announced,
+    catalog_planned,
+    referenced_tokens,
+    wait_for_warm_up,
+    warm,
+)
 
 from .conftest import ICS_21, free_port
 
@@ -76,6 +82,12 @@ def test_the_catalog_is_planned_when_the_server_starts(fresh: srv.ServerConfig) 
     g = Graph.connect(Settings(neo4j_uri=fresh.bolt_uri, neo4j_password=res.password))
     try:
         assert catalog_planned(g)  # said in the graph: an API starting now skips its pass
+        # Every property key the catalog names exists before any load: the first load's nodes
+        # do not drop the plans made for the catalog (an unknown key is planned as null).
+        _, _, props = referenced_tokens(q.text for q in catalog.values())
+        keys = g.read("CALL db.propertyKeys() YIELD propertyKey RETURN collect(propertyKey) AS k")
+        assert {"rank_technique_ids", "load_format", "in_release"} <= props
+        assert props <= set(keys[0]["k"]), sorted(props - set(keys[0]["k"]))
         planned = cached_plans(g)  # what the start-up left planned (and the cache emptied)
         assert planned >= len(catalog)
         # The same warm-up again, then every catalog query with its example: the start-up had
@@ -184,3 +196,18 @@ def test_a_write_drops_only_the_answers_that_read_it(
     for scope in (ATTACK, INTEL, None):  # a release, intelligence, a write naming no scope
         bump(graph, scope)
         assert ask() == (0, 3)
+
+
+def test_the_tokens_a_query_names_are_found_outside_comments_and_strings() -> None:
+    text = """// name: example
+    // doc: mentions (:NotALabel) and x.not_a_key in a comment
+    MATCH (g:Group)-[u:USES|ATTRIBUTED_TO]->(t:Technique:AttackObject {attack_id: $id})
+    WHERE t.name <> 'a.b:Quoted' AND $props.param_key IS NULL AND row.batch_key IS NULL
+    WITH g, t, [x IN t.tactics | x] AS tactics  // trailing y.comment_key
+    RETURN g {.name, .aliases}, toLower(t.shortname) AS s, size(tactics) :: LIST<ANY> AS n,
+           CASE WHEN t.revoked THEN 1 END AS r, db.labels() AS called
+    """
+    labels, types, props = referenced_tokens([text])
+    assert labels == {"Group", "Technique", "AttackObject"}
+    assert types == {"USES", "ATTRIBUTED_TO"}
+    assert props == {"name", "tactics", "aliases", "shortname", "revoked"}
