@@ -262,10 +262,10 @@ def neo4j_warm(
     from queries.catalog import load_catalog
     from queries.warm import announced, create_tokens, record_catalog_planned, warm
 
-    run(ensure_schema)  # first: a schema change would drop the plans made before it
-    # and so would the first node carrying a property key or label a plan names
-    run(lambda g: create_tokens(g, [q.text for q in load_catalog().values()]))
     with user_errors(), announced(graph()):  # an API starting meanwhile waits for the end
+        ensure_schema(graph())  # first: a schema change would drop the plans made before it,
+        # and so would the first node carrying a property key or label a plan names
+        create_tokens(graph(), [q.text for q in load_catalog().values()])
         report = warm(graph())
         writes = warm_writes(graph())
         if not report.failed and not report.stopped_early:
