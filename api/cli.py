@@ -253,9 +253,11 @@ def neo4j_warm(
         Path | None, typer.Option(help="Write what was done here (JSON) when done.")
     ] = None,
 ) -> None:
-    """Plan the catalog now: run every catalog query and the common service calls once, then a
-    load's statements in a transaction rolled back, so the first questions and the first load
-    after a start run at full speed (``neo4j start`` runs it by itself)."""
+    """Plan the catalog now: create the labels, types and property keys it names, run every
+    catalog query and the common service calls once, then a load's statements on made-up
+    objects (written and deleted, then rolled back in every batch-size bucket), so the first
+    questions and the first load after a start run at full speed (``neo4j start`` runs it by
+    itself)."""
     import json
 
     from loader.writer import ensure_schema, warm_writes
