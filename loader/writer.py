@@ -19,6 +19,7 @@ Two modes:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Iterable
@@ -427,15 +428,14 @@ def warm_writes(graph: Graph, *, per_label: int = 1001) -> float:
 def _cut(rows: GraphRows, size: int) -> GraphRows:
     """``rows`` with every list cut to its first ``size`` rows (the made-up objects are tied
     index to index, so what the first rows point at is among the first rows)."""
-    return GraphRows(
-        domain=rows.domain, spec_version=rows.spec_version, release=rows.release,
+    lists = ("in_tactic", "matrix_tactics", "strategy_analytics", "component_sources",
+             "log_sources", "analytic_log_sources")  # fmt: skip
+    return dataclasses.replace(
+        rows,
         nodes={labels: group[:size] for labels, group in rows.nodes.items()},
         rels={rtype: group[:size] for rtype, group in rows.rels.items()},
-        in_tactic=rows.in_tactic[:size], matrix_tactics=rows.matrix_tactics[:size],
-        strategy_analytics=rows.strategy_analytics[:size],
-        component_sources=rows.component_sources[:size], log_sources=rows.log_sources[:size],
-        analytic_log_sources=rows.analytic_log_sources[:size],
-    )  # fmt: skip
+        **{name: getattr(rows, name)[:size] for name in lists},
+    )
 
 
 def remove_warm_up_objects(graph: Graph) -> None:

@@ -122,9 +122,9 @@ def referenced_tokens(texts: Iterable[str]) -> tuple[set[str], set[str], set[str
     return labels, types, props
 
 
-def create_tokens(graph: Graph, texts: Iterable[str]) -> int:
-    """Create every label, relationship type and property key the texts name that the
-    database does not have yet; the number created.
+def create_tokens(graph: Graph, texts: Iterable[str]) -> None:
+    """Create every label, relationship type and property key the texts name (the procedures
+    create what is missing and leave the rest).
 
     Neo4j plans a query naming a property key or a label it does not know as "always null" or
     "always empty", and drops that plan when the first node carrying it is written: on an empty
@@ -133,23 +133,13 @@ def create_tokens(graph: Graph, texts: Iterable[str]) -> int:
     them. Tokens cost nothing and are never removed; a few that only name a map's key are
     created too."""
     labels, types, props = referenced_tokens(texts)
-    have = graph.read(
-        "CALL db.labels() YIELD label RETURN collect(label) AS labels, "
-        "COLLECT { CALL db.relationshipTypes() YIELD relationshipType "
-        "RETURN relationshipType } AS types, "
-        "COLLECT { CALL db.propertyKeys() YIELD propertyKey RETURN propertyKey } AS props"
-    )[0]
-    new_labels = sorted(labels - set(have["labels"]))
-    new_types = sorted(types - set(have["types"]))
-    new_props = sorted(props - set(have["props"]))
     for proc, names in (
-        ("db.createLabel", new_labels),
-        ("db.createRelationshipType", new_types),
-        ("db.createProperty", new_props),
+        ("db.createLabel", labels),
+        ("db.createRelationshipType", types),
+        ("db.createProperty", props),
     ):
         if names:
-            graph.write(f"UNWIND $names AS name CALL {proc}(name)", names=names)
-    return len(new_labels) + len(new_types) + len(new_props)
+            graph.write(f"UNWIND $names AS name CALL {proc}(name)", names=sorted(names))
 
 
 @contextmanager
