@@ -122,10 +122,16 @@ def resolve_groups(graph: Graph, texts: list[str]) -> list[Resolved]:
     return out
 
 
+PHRASES_A_QUERY = 100
+"""Texts looked up in one full-text query (two Lucene clauses each; Lucene refuses a query of
+more than 1,024): one query for several texts costs about what one text's does."""
+
+
 def _lookup_params(texts: list[str]) -> dict[str, list[str]]:
-    """``group_lookup``'s parameters: ATT&CK ids, and for the rest a Lucene phrase on names and
-    aliases (only ``\\`` and ``"`` mean something inside a phrase). Texts ``resolve`` refuses
-    are left out: it names them."""
+    """``group_lookup``'s parameters: ATT&CK ids, and for the rest Lucene phrases on names and
+    aliases (only ``\\`` and ``"`` mean something inside a phrase), up to
+    :data:`PHRASES_A_QUERY` texts a full-text query. Texts ``resolve`` refuses are left out: it
+    names them."""
     ids: list[str] = []
     phrases: list[str] = []
     for text in texts:
@@ -136,7 +142,11 @@ def _lookup_params(texts: list[str]) -> dict[str, list[str]]:
         else:
             phrase = norm(text).replace("\\", "\\\\").replace('"', '\\"')
             phrases.append(f'name:"{phrase}" OR aliases_text:"{phrase}"')
-    return {"ids": ids, "phrases": phrases}
+    queries = [
+        " OR ".join(f"({p})" for p in phrases[i : i + PHRASES_A_QUERY])
+        for i in range(0, len(phrases), PHRASES_A_QUERY)
+    ]
+    return {"ids": ids, "phrases": queries}
 
 
 def _group_or_cluster(graph: Graph, rows: list[dict[str, Any]], text: str) -> Resolved:
