@@ -12,6 +12,10 @@ reads properties instead of walking the release around every technique of its th
   (directly or through campaigns attributed to them; and also through software, their own and
   their campaigns').
 
+- ``rank_telemetry``: the telemetry that shows it, as one JSON text
+  (:func:`store_technique_telemetry`): what a telemetry plan reads for each gap instead of
+  walking detection strategies, analytics, log sources and data components.
+
 They depend on ATT&CK objects only (every domain's), so every load recomputes them for every
 technique; inventories, intelligence and threat models leave them as they are.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 from neo4j import ManagedTransaction
 
 from queries.catalog import Q
+from queries.coverage.stored import EMPTY, telemetry_texts
 from queries.kinds import path_kinds
 
 TECHNIQUE_FACTS = """
@@ -103,7 +108,31 @@ def store_technique_facts(tx: ManagedTransaction) -> None:
     """Recompute every technique's ranking facts and every group's technique ids (see the
     module's doc) in ``tx``."""
     tx.run(TECHNIQUE_FACTS).consume()
+    store_technique_telemetry(tx)
     store_group_technique_ids(tx)
+
+
+def store_technique_telemetry(tx: ManagedTransaction) -> None:
+    """Every current technique's telemetry (``telemetry_sources`` for all of them, every
+    platform), as one JSON text (``queries.coverage.stored``)."""
+    ids = [
+        r["id"]
+        for r in tx.run(
+            "MATCH (t:Technique) WHERE NOT t.revoked AND NOT t.deprecated "
+            "AND t.attack_id IS NOT NULL RETURN DISTINCT t.attack_id AS id"
+        )
+    ]
+    row = tx.run(Q.telemetry_sources, technique_ids=ids, platforms=[]).single(strict=True)
+    tx.run(
+        "MATCH (t:Technique) SET t.rank_telemetry = $empty",
+        empty=EMPTY,
+    ).consume()
+    tx.run(
+        "UNWIND $rows AS row MATCH (t:Technique {attack_id: row.id}) "
+        "WHERE NOT t.revoked AND NOT t.deprecated "
+        "SET t.rank_telemetry = row.telemetry",
+        rows=telemetry_texts(row["v18"], row["v17"]),
+    ).consume()
 
 
 # Each current group's stored technique ids, by property: the path kinds they follow.

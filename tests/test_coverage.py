@@ -8,6 +8,7 @@ Inventories written here are named ``t-cov-*`` and deleted at the end.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from loader.inventory.importer import delete_inventory, import_inventory
 from loader.load import load_file
 from queries import coverage as C
+from queries.catalog import Q
 from queries.errors import InvalidInput, NotFound
 from queries.graph import Graph
 
@@ -375,6 +377,26 @@ def test_telemetry_collected_sources_are_skipped(graph: Graph, half: set[str]) -
     assert not set(first.steps[0].techniques_gained) & {
         t for s in again.steps for t in s.techniques_gained
     }
+
+
+@pytest.mark.parametrize("platforms", [[], ["linux"], ["windows", "macos"]])
+def test_stored_telemetry_is_what_the_edges_say(graph: Graph, platforms: list[str]) -> None:
+    """What the load stores on each technique and a plan reads (filtered by platform in
+    Python) equals ``telemetry_sources`` walking strategies, analytics and log sources."""
+    stored = graph.read(
+        "MATCH (t:Technique) WHERE NOT t.revoked AND NOT t.deprecated "
+        "RETURN t.attack_id AS technique_id, t.rank_telemetry AS telemetry"
+    )
+    ids = {r["technique_id"] for r in stored}
+    v18, v17 = C.stored_telemetry(stored, ids, platforms)
+    walked = graph.read(Q.telemetry_sources, technique_ids=sorted(ids), platforms=platforms)[0]
+
+    def key(r: dict) -> str:
+        return json.dumps(r, sort_keys=True)
+
+    assert sorted(map(key, v18)) == sorted(map(key, walked["v18"]))
+    assert sorted(map(key, v17)) == sorted(map(key, walked["v17"]))
+    assert len(walked["v18"]) > (100 if platforms else 1000)
 
 
 # --------------------------------------------------------------------------- ATT&CK v17

@@ -43,6 +43,7 @@ CARRIERS = {
     "group_technique_sets",
     "intel_cluster_technique_sets",
     "profile_group",
+    "telemetry_plan",
 }
 
 

@@ -28,7 +28,14 @@ from .common import (
     resolve_actors,
     split_values,
 )
-from .gaps import PARTIAL_FACTOR, analyse_gaps, gap_analysis, shape_gaps, tactic_bar_lines
+from .gaps import (
+    PARTIAL_FACTOR,
+    ThreatModel,
+    coverage_state,
+    gap_analysis,
+    shape_gaps,
+    tactic_bar_lines,
+)
 from .inventories import (
     check_inventory,
     inventory_coverage,
@@ -53,7 +60,7 @@ from .models import (
     TelemetryPlan,
     TelemetryStep,
 )
-from .telemetry import prioritize_telemetry, telemetry_rows
+from .telemetry import prioritize_telemetry, shape_telemetry, stored_telemetry, telemetry_rows
 
 __all__ = [
     "BAR_WIDTH",
@@ -76,7 +83,8 @@ __all__ = [
     "TelemetryPlan",
     "TelemetryStep",
     "actors_with_weights",
-    "analyse_gaps",
+    "ThreatModel",
+    "coverage_state",
     "bar",
     "check_domain",
     "check_inventory",
@@ -98,5 +106,7 @@ __all__ = [
     "shape_gaps",
     "split_values",
     "tactic_bar_lines",
+    "shape_telemetry",
+    "stored_telemetry",
     "telemetry_rows",
 ]

@@ -21,6 +21,7 @@ partially covered (rules on its parent or sub-techniques) keeps half its priorit
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from ..cache import cached_answer
@@ -112,7 +113,8 @@ def gap_analysis(
     ``partial_counts_as_covered`` counts techniques covered only through their parent or
     sub-techniques as covered.
     """
-    ga, _ = analyse_gaps(
+    w = (weights or PriorityWeights()).normalised()
+    model = ThreatModel.read(
         graph,
         actors=actors,
         inventory=inventory,
@@ -120,66 +122,84 @@ def gap_analysis(
         domain=domain,
         include_software=include_software,
         partial_counts_as_covered=partial_counts_as_covered,
-        weights=weights,
-        telemetry=False,
     )
-    return ga
+    row = graph.read(Q.gap_analysis, **model.params)[0]
+    return shape_gaps(
+        row,
+        model.rules(graph, row),
+        refs=model.refs,
+        weights=w,
+        filters=model.filters,
+    )
 
 
-def analyse_gaps(
-    graph: Graph,
-    *,
-    actors: list[str] | dict[str, float],
-    inventory: str,
-    platforms: list[str] | None,
-    domain: str | None,
-    include_software: bool,
-    partial_counts_as_covered: bool,
-    weights: PriorityWeights | None,
-    telemetry: bool,
-) -> tuple[GapAnalysis, dict[str, Any]]:
-    """The gap analysis, and the ``gap_analysis`` query's row (with ``telemetry``, its v18 and
-    v17 telemetry rows for every technique of the threat model)."""
-    if not isinstance(inventory, str) or not inventory.strip():
-        raise InvalidInput("inventory: give the name of an imported inventory")
-    dom = check_domain(domain)
-    plats = check_platforms(platforms)
-    w = (weights or PriorityWeights()).normalised()
-    try:
-        refs = resolve_actors(graph, actors)
-    except TtpgraphError:
-        check_inventory(graph, inventory)  # a missing inventory is named first
-        raise
-    row = graph.read(
-        Q.gap_analysis,
-        group_ids=[a.group_id for a in refs],
-        kinds=path_kinds(include_software),
-        domain=dom,
-        platforms=plats,
-        inventory=inventory.strip(),
-        telemetry=telemetry,
-    )[0]
-    if row["inventory"] is None:
-        check_inventory(graph, inventory)
-    if row["coverage_stored"]:
-        rules = {r["technique_id"]: r for r in row["coverage"]}
-    else:  # a release was loaded since the import: the rules' COVERS edges say
-        rules = _inventory_rules(
+@dataclass(frozen=True)
+class ThreatModel:
+    """A threat model held against an inventory, checked and resolved: the actors, the
+    parameters of the queries that read it (``gap_analysis``, ``telemetry_plan``) and the
+    filters an answer reports."""
+
+    refs: list[ActorRef]
+    params: dict[str, Any]
+    filters: dict[str, Any]
+
+    @classmethod
+    def read(
+        cls,
+        graph: Graph,
+        *,
+        actors: list[str] | dict[str, float],
+        inventory: str,
+        platforms: list[str] | None,
+        domain: str | None,
+        include_software: bool,
+        partial_counts_as_covered: bool,
+    ) -> ThreatModel:
+        if not isinstance(inventory, str) or not inventory.strip():
+            raise InvalidInput("inventory: give the name of an imported inventory")
+        dom = check_domain(domain)
+        plats = check_platforms(platforms)
+        try:
+            refs = resolve_actors(graph, actors)
+        except TtpgraphError:
+            check_inventory(graph, inventory)  # a missing inventory is named first
+            raise
+        return cls(
+            refs=refs,
+            params={
+                "group_ids": [a.group_id for a in refs],
+                "kinds": path_kinds(include_software),
+                "domain": dom,
+                "platforms": plats,
+                "inventory": inventory.strip(),
+            },
+            filters={
+                "platforms": plats,
+                "domain": dom,
+                "include_software": include_software,
+                "partial_counts_as_covered": partial_counts_as_covered,
+            },
+        )
+
+    def rules(self, graph: Graph, row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """technique id -> the inventory's rules on it, from the query's ``row``: as the import
+        stored them, or (a release was loaded since) computed from the rules' COVERS edges."""
+        if row["inventory"] is None:
+            check_inventory(graph, self.params["inventory"])
+        if row["coverage_stored"]:
+            return {r["technique_id"]: r for r in row["coverage"]}
+        return _inventory_rules(
             graph, row["inventory"], [t["technique_id"] for t in row["techniques"]]
         )
-    ga = shape_gaps(
-        row,
-        rules,
-        refs=refs,
-        weights=w,
-        filters={
-            "platforms": plats,
-            "domain": dom,
-            "include_software": include_software,
-            "partial_counts_as_covered": partial_counts_as_covered,
-        },
-    )
-    return ga, row
+
+
+def coverage_state(cov: dict[str, Any], *, partial_counts_as_covered: bool) -> tuple[bool, bool]:
+    """(covered, partial) of a technique, from the inventory's rules on it (``rule_count``:
+    rules on the technique itself; ``partial_rule_count``: only on its parent or sub-techniques).
+    """
+    full = bool(cov.get("rule_count") or cov.get("rules"))
+    partial = not full and bool(cov.get("partial_rule_count") or cov.get("partial_rules"))
+    return full or (partial and partial_counts_as_covered), partial
 
 
 def shape_gaps(
@@ -215,8 +235,7 @@ def shape_gaps(
         cov = rules.get(tid, {})
         full = cov.get("rules") or []
         part = cov.get("partial_rules") or []
-        partial = not full and bool(part)
-        covered = bool(full) or (partial and partial_counts_as_covered)
+        covered, partial = coverage_state(cov, partial_counts_as_covered=partial_counts_as_covered)
         orders = f["tactic_orders"] or []
         widths = f["matrix_widths"] or []
         if orders:

@@ -8,12 +8,14 @@ from typing import Any
 
 from ..cache import cached_answer
 from ..catalog import Q
-from ..errors import InvalidInput
+from ..errors import Conflict, InvalidInput
 from ..graph import Graph
 from ..kinds import TelemetryLevel
 from .common import gap_scopes, pct, real_channel
-from .gaps import analyse_gaps
+from .gaps import ThreatModel, coverage_state
+from .inventories import mapping_warnings
 from .models import TelemetryAnalytic, TelemetryPlan, TelemetryStep
+from .stored import telemetry_rows as stored_rows
 
 
 def telemetry_rows(
@@ -53,9 +55,7 @@ def prioritize_telemetry(
         raise InvalidInput(f"level {level!r}: use log_source or data_component") from None
     if limit < 1:
         raise InvalidInput("limit must be at least 1")
-    # one round trip: the gap analysis with the telemetry of every technique of the threat
-    # model, kept for the gaps (what telemetry_sources gives for them)
-    ga, row = analyse_gaps(
+    model = ThreatModel.read(
         graph,
         actors=actors,
         inventory=inventory,
@@ -63,23 +63,52 @@ def prioritize_telemetry(
         domain=domain,
         include_software=include_software,
         partial_counts_as_covered=partial_counts_as_covered,
-        weights=None,
-        telemetry=True,
     )
-    gaps = ga.gap_techniques()
-    weight = {t.technique_id: t.actor_weight for t in gaps}
-    v18 = [r for r in row["v18"] if r["technique_id"] in weight]
-    v17 = [r for r in row["v17"] if r["technique_id"] in weight]
+    row = graph.read(Q.telemetry_plan, **model.params)[0]
+    return shape_telemetry(
+        row, model.rules(graph, row), model=model, level=lvl, collected=collected, limit=limit
+    )
+
+
+def shape_telemetry(
+    row: dict[str, Any],
+    rules: dict[str, dict[str, Any]],
+    *,
+    model: ThreatModel,
+    level: TelemetryLevel,
+    collected: list[str] | None,
+    limit: int,
+) -> TelemetryPlan:
+    """``telemetry_plan``'s row and the inventory's rules per technique as the greedy plan:
+    each step the source that reaches the most actor-weighted gaps not reached yet."""
+    pcac = model.filters["partial_counts_as_covered"]
+    weight_of = {a.group_id: a.weight for a in model.refs}
+    total = len(row["techniques"])
+    weight: dict[str, float] = {}  # the gaps, with their actors' summed weight
+    for t in row["techniques"]:
+        covered_t, _ = coverage_state(
+            rules.get(t["technique_id"], {}), partial_counts_as_covered=pcac
+        )
+        if not covered_t:
+            weight[t["technique_id"]] = sum(weight_of.get(g, 0.0) for g in set(t["actors"]))
+    covered_now = total - len(weight)
+    releases = {r["domain"]: r["version"] for r in row["releases"]}
+    _, warnings = mapping_warnings(
+        {"name": row["inventory"], "releases": row["inventory_releases"]},
+        releases,
+        model.filters["domain"],
+    )
+    v18, v17 = stored_telemetry(row["telemetry"], set(weight), model.params["platforms"])
     reach: dict[str, set[str]] = defaultdict(set)
     kind: dict[str, str] = {}
     dcs: dict[str, set[str]] = defaultdict(set)
     from_v17: set[str] = set()
     rows_of: dict[str, list[dict[str, Any]]] = defaultdict(list)  # each step reads its own
     for r in v18:
-        key = r["log_source"] if lvl == TelemetryLevel.log_source else r["data_component"]
+        key = r["log_source"] if level == TelemetryLevel.log_source else r["data_component"]
         rows_of[key].append(r)
         reach[key].add(r["technique_id"])
-        kind[key] = lvl.value
+        kind[key] = level.value
         dcs[key].add(r["data_component"])
     for r in v17:
         key = r["data_component"]
@@ -90,14 +119,12 @@ def prioritize_telemetry(
     have = {c.strip().lower() for c in collected or [] if c.strip()}
     reachable = set().union(*reach.values()) if reach else set()
     remaining = set(reachable)
-    covered_now = ga.covered
     for src in list(reach):
         if src.lower() in have:
             remaining -= reach[src]
             del reach[src]
-    covered_base = covered_now
     steps: list[TelemetryStep] = []
-    covered = covered_base
+    covered = covered_now
     while remaining and len(steps) < limit and reach:
         best = min(
             reach,
@@ -124,28 +151,50 @@ def prioritize_telemetry(
                 weight_gained=round(sum(weight[t] for t in gained), 4),
                 covered_before=before,
                 covered_after=covered,
-                coverage_before=pct(before, ga.total),
-                coverage_after=pct(covered, ga.total),
-                analytics=_step_analytics(rows_of.get(best, []), best, set(gained), lvl),
+                coverage_before=pct(before, total),
+                coverage_after=pct(covered, total),
+                analytics=_step_analytics(rows_of.get(best, []), best, set(gained), level),
                 v17=best in from_v17,
             )
         )
         del reach[best]
     return TelemetryPlan(
-        warnings=ga.warnings,
-        inventory=ga.inventory,
-        actors=ga.actors,
-        level=lvl,
-        filters={**ga.filters, "collected": sorted(have)},
-        total=ga.total,
-        covered=ga.covered,
-        gaps=ga.gaps,
-        coverage_pct=ga.coverage_pct,
+        warnings=warnings,
+        inventory=row["inventory"],
+        actors=model.refs,
+        level=level,
+        filters={**model.filters, "collected": sorted(have)},
+        total=total,
+        covered=covered_now,
+        gaps=total - covered_now,
+        coverage_pct=pct(covered_now, total),
         steps=steps,
         reachable=len(reachable),
         unreachable=sorted(set(weight) - reachable),
-        final_coverage_pct=pct(covered, ga.total),
+        final_coverage_pct=pct(covered, total),
     )
+
+
+def stored_telemetry(
+    stored: list[dict[str, Any]], ids: set[str], platforms: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The v18 and v17 telemetry rows of the techniques ``ids`` (v18: of analytics for one of
+    the ``platforms``, lower-case; all when none), from what the release load stored on them."""
+    v18: list[dict[str, Any]] = []
+    v17: list[dict[str, Any]] = []
+    for t in stored:
+        if t["technique_id"] not in ids:
+            continue
+        if t["telemetry"] is None:
+            raise Conflict(
+                "the graph's ATT&CK was loaded by an earlier ttpgraph (its techniques lack the "
+                "telemetry a plan reads): load it again (ttpgraph load, as it was loaded)"
+            )
+        rows18, rows17 = stored_rows(t["technique_id"], t["telemetry"])
+        v18 += [r for r in rows18 if not platforms
+                or any(str(p).lower() in platforms for p in r["platforms"] or [])]  # fmt: skip
+        v17 += rows17
+    return v18, v17
 
 
 def _step_analytics(

@@ -1,7 +1,7 @@
 // name: gap_analysis
-// doc: A threat model in one row, for ranking its gaps: the techniques a set of groups (and clusters of the organisation, by STIX id) uses — directly, through campaigns attributed to them, optionally through software (their own and their campaigns'); filtered by domain and platforms (lower-case) — each with who uses it and how, and what ranks it (name, parent, tactics in matrix order with the matrix width, platforms, ATT&CK detection strategies and analytics (v18) or data components (v17), mitigations, how many current groups use it: facts the release load stored on the technique); plus how many current groups there are, the inventory's name (null when there is none), the releases loaded, the tactics of the current matrices, and the inventory's rules on each technique as its import stored them (coverage_stored false when a release was loaded since: coverage_rules_for_techniques computes them then); with telemetry, the v18 and v17 telemetry of each technique (as telemetry_sources).
-// params: group_ids, kinds, domain, platforms, inventory, telemetry
-// example: {"group_ids": ["G0016", "G0007"], "kinds": ["direct", "campaign"], "domain": "enterprise-attack", "platforms": [], "inventory": "example", "telemetry": false}
+// doc: A threat model in one row, for ranking its gaps: the techniques a set of groups (and clusters of the organisation, by STIX id) uses — directly, through campaigns attributed to them, optionally through software (their own and their campaigns'); filtered by domain and platforms (lower-case) — each with who uses it and how, and what ranks it (name, parent, tactics in matrix order with the matrix width, platforms, ATT&CK detection strategies and analytics (v18) or data components (v17), mitigations, how many current groups use it: facts the release load stored on the technique); plus how many current groups there are, the inventory's name (null when there is none), the releases loaded, the tactics of the current matrices, and the inventory's rules on each technique as its import stored them (coverage_stored false when a release was loaded since: coverage_rules_for_techniques computes them then).
+// params: group_ids, kinds, domain, platforms, inventory
+// example: {"group_ids": ["G0016", "G0007"], "kinds": ["direct", "campaign"], "domain": "enterprise-attack", "platforms": [], "inventory": "example"}
 CALL () {
   OPTIONAL MATCH (i:Inventory {name: $inventory})
   RETURN i.name AS inventory, i.releases AS inventory_releases
@@ -115,45 +115,9 @@ CALL (techniques) {
     WHERE NOT t.revoked AND NOT t.deprecated
     RETURN collect({technique_id: t.attack_id, rules: c.rules, rule_count: c.rule_count,
                     partial_rules: c.partial_rules, partial_rule_count: c.partial_rule_count,
-                    via: c.via}) AS coverage,
-           collect(CASE WHEN c.rule_count > 0 THEN t.attack_id END) AS covered_ids
+                    via: c.via}) AS coverage
   }
-  RETURN stored AS coverage_stored, coverage, covered_ids
-}
-// with $telemetry (prioritize_telemetry): the telemetry that shows those techniques no rule
-// covers fully (a gap or a partial one), as telemetry_sources gives it for them (v18: detection
-// strategy -> analytic, for the platforms -> log source -> data component; v17: data
-// components that DETECT them)
-WITH *, CASE WHEN $telemetry
-             THEN [x IN techniques WHERE NOT x.technique_id IN covered_ids | x.technique_id]
-             ELSE [] END AS telemetry_ids
-CALL (telemetry_ids) {
-  UNWIND telemetry_ids AS tid
-  MATCH (t:Technique {attack_id: tid})<-[r:DETECTS]-(d:DetectionStrategy)-[:HAS_ANALYTIC]->(a:Analytic)
-  WHERE NOT t.revoked AND NOT t.deprecated AND NOT r.revoked AND NOT r.deprecated
-    AND NOT d.revoked AND NOT d.deprecated AND NOT a.revoked AND NOT a.deprecated
-    AND (size($platforms) = 0 OR any(p IN coalesce(a.platforms, []) WHERE toLower(p) IN $platforms))
-  MATCH (a)-[:USES_LOG_SOURCE]->(l:LogSource)-[:OF_DATA_COMPONENT]->(dc:DataComponent)
-  WHERE NOT dc.revoked AND NOT dc.deprecated
-  WITH t, d, a, l, dc
-  ORDER BY t.attack_id, d.attack_id, a.attack_id, l.name, l.channel
-  RETURN collect({technique_id: t.attack_id, strategy_id: d.attack_id, strategy: d.name,
-                  analytic_id: a.attack_id, platforms: coalesce(a.platforms, []),
-                  log_source: l.name, channel: l.channel,
-                  data_component_id: dc.attack_id, data_component: dc.name}) AS v18
-}
-CALL (telemetry_ids) {
-  UNWIND telemetry_ids AS tid
-  MATCH (t:Technique {attack_id: tid})<-[r:DETECTS]-(dc:DataComponent)
-  WHERE NOT t.revoked AND NOT t.deprecated AND NOT r.revoked AND NOT r.deprecated
-    AND NOT dc.revoked AND NOT dc.deprecated
-  // v18 graphs hold no PART_OF edges: matched by type so Neo4j does not warn of an unknown type
-  OPTIONAL MATCH (dc)-[p]->(ds:DataSource) WHERE type(p) = 'PART_OF'
-  WITH t, dc, ds, r
-  ORDER BY t.attack_id, dc.attack_id
-  RETURN collect({technique_id: t.attack_id, data_component_id: dc.attack_id,
-                  data_component: dc.name, data_source_id: ds.attack_id,
-                  data_source: ds.name, description: r.description}) AS v17
+  RETURN stored AS coverage_stored, coverage
 }
 RETURN inventory, inventory_releases, releases, tactics, total_groups, techniques,
-       coverage_stored, coverage, v18, v17
+       coverage_stored, coverage
