@@ -59,26 +59,35 @@ ORDER BY gain DESC, source
 """
 
 # APT29's profile: every technique with how we know (procedure text and citations), its name,
-# parent and tactics.
+# parent and tactics, and the mitigations that address it; the group's software and campaigns
+# (the answer shows all of these: the mitigations ranked by how many of the techniques each
+# addresses).
 PROFILE = """
 MATCH (g:Group {attack_id: $group_id})
 CALL (g) {
-  MATCH (g)-[u:USES]->(t:Technique) RETURN t, 'direct' AS kind, null AS via, u
-  UNION ALL
-  MATCH (g)-[:USES]->(s:Software)-[u:USES]->(t:Technique)
-  RETURN t, 'software' AS kind, s.attack_id AS via, u
-  UNION ALL
-  MATCH (g)<-[:ATTRIBUTED_TO]-(c:Campaign)-[:USES]->(s:Software)-[u:USES]->(t:Technique)
-  RETURN t, 'software' AS kind, s.attack_id AS via, u
-  UNION ALL
-  MATCH (g)<-[:ATTRIBUTED_TO]-(c:Campaign)-[u:USES]->(t:Technique)
-  RETURN t, 'campaign' AS kind, c.attack_id AS via, u
+  CALL (g) {
+    MATCH (g)-[u:USES]->(t:Technique) RETURN t, 'direct' AS kind, null AS via, u
+    UNION ALL
+    MATCH (g)-[:USES]->(s:Software)-[u:USES]->(t:Technique)
+    RETURN t, 'software' AS kind, s.attack_id AS via, u
+    UNION ALL
+    MATCH (g)<-[:ATTRIBUTED_TO]-(c:Campaign)-[:USES]->(s:Software)-[u:USES]->(t:Technique)
+    RETURN t, 'software' AS kind, s.attack_id AS via, u
+    UNION ALL
+    MATCH (g)<-[:ATTRIBUTED_TO]-(c:Campaign)-[u:USES]->(t:Technique)
+    RETURN t, 'campaign' AS kind, c.attack_id AS via, u
+  }
+  WITH t, collect({kind: kind, via: via, procedure: u.description, citations: u.citations})
+       AS evidence
+  OPTIONAL MATCH (t)-[:SUBTECHNIQUE_OF]->(p:Technique)
+  RETURN collect({technique_id: t.attack_id, name: t.name, parent_id: p.attack_id,
+                  tactics: [(t)-[:IN_TACTIC]->(ta:Tactic) | ta.shortname],
+                  mitigations: [(m:Mitigation)-[:MITIGATES]->(t) | m.attack_id],
+                  evidence: evidence}) AS techniques
 }
-WITH t, collect({kind: kind, via: via, procedure: u.description, citations: u.citations})
-     AS evidence
-OPTIONAL MATCH (t)-[:SUBTECHNIQUE_OF]->(p:Technique)
-RETURN t.attack_id AS technique_id, t.name AS name, p.attack_id AS parent_id,
-       [(t)-[:IN_TACTIC]->(ta:Tactic) | ta.shortname] AS tactics, evidence
+RETURN techniques,
+       [(g)-[:USES]->(s:Software) | s.attack_id] AS software,
+       [(g)<-[:ATTRIBUTED_TO]-(c:Campaign) | c.attack_id] AS campaigns
 """
 
 # 3-actor comparison: each group's technique set, with the techniques' names and tactics.

@@ -22,8 +22,8 @@ def telemetry_texts(v18: list[dict[str, Any]], v17: list[dict[str, Any]]) -> lis
         for r in found:
             rows[r["technique_id"]][version].append([r[f] for f in fields])
     for t in rows.values():  # in telemetry_sources' order, ties broken: the same text every load
-        for found in t.values():
-            found.sort(key=lambda r: [(x is None, json.dumps(x, sort_keys=True)) for x in r])
+        for listed in t.values():
+            listed.sort(key=lambda r: [(x is None, json.dumps(x, sort_keys=True)) for x in r])
     return [
         {"id": tid, "telemetry": json.dumps(t, ensure_ascii=False, separators=(",", ":"))}
         for tid, t in rows.items()
@@ -34,7 +34,7 @@ EMPTY = json.dumps({"v18": [], "v17": []}, separators=(",", ":"))
 """What a technique no telemetry shows stores."""
 
 
-def telemetry_rows(
+def decode_telemetry(
     technique_id: str, text: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A technique's stored telemetry back as ``telemetry_sources``'s rows (v18, v17)."""

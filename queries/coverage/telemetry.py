@@ -15,7 +15,7 @@ from .common import gap_scopes, pct, real_channel
 from .gaps import ThreatModel, coverage_state
 from .inventories import mapping_warnings
 from .models import TelemetryAnalytic, TelemetryPlan, TelemetryStep
-from .stored import telemetry_rows as stored_rows
+from .stored import decode_telemetry
 
 
 def telemetry_rows(
@@ -190,7 +190,7 @@ def stored_telemetry(
                 "the graph's ATT&CK was loaded by an earlier ttpgraph (its techniques lack the "
                 "telemetry a plan reads): load it again (ttpgraph load, as it was loaded)"
             )
-        rows18, rows17 = stored_rows(t["technique_id"], t["telemetry"])
+        rows18, rows17 = decode_telemetry(t["technique_id"], t["telemetry"])
         v18 += [r for r in rows18 if not platforms
                 or any(str(p).lower() in platforms for p in r["platforms"] or [])]  # fmt: skip
         v17 += rows17
