@@ -1,5 +1,5 @@
 // name: compare_groups
-// doc: For the given groups (clusters of the organisation by STIX id too), in one row: the techniques each uses (by the given path kinds: direct, campaign, software — the group's own and its campaigns'; the actor_techniques block), and each technique's name, parent, tactics (in matrix order) and platforms, as technique_details gives them.
+// doc: For the given groups (clusters of the organisation by STIX id too), in one row: the techniques each uses (by the given path kinds: direct, campaign, software — the group's own and its campaigns'; the actor_techniques block), and each technique's name, parent, tactics (in matrix order, as the load stored them on the technique) and platforms, as technique_details gives them.
 // params: group_ids, kinds, domain
 // example: {"group_ids": ["G0016", "G0007"], "kinds": ["direct", "campaign"], "domain": null}
 CALL () {
@@ -65,20 +65,12 @@ CALL (groups) {
   UNWIND groups AS grp
   UNWIND grp.techniques AS x
   WITH DISTINCT x.t AS t
-  // as technique_details
-  OPTIONAL MATCH (t)-[:SUBTECHNIQUE_OF]->(p:Technique)
-  CALL (t) {
-    OPTIONAL MATCH (t)-[:IN_TACTIC]->(ta:Tactic)
-    OPTIONAL MATCH (:Matrix)-[o:HAS_TACTIC]->(ta)
-    WITH ta, min(o.order) AS ord
-    ORDER BY ord
-    RETURN collect(ta.shortname) AS tactics, collect(ta.name) AS tactic_names,
-           collect(ord) AS tactic_orders
-  }
+  // as technique_details: tactics in matrix order, as the load stored them
   RETURN collect({
     technique_id: t.attack_id, name: t.name, is_subtechnique: t.is_subtechnique,
-    parent_id: p.attack_id, parent_name: p.name, tactics: tactics, tactic_names: tactic_names,
-    tactic_orders: tactic_orders, platforms: t.platforms, domains: t.domains, url: t.url
+    parent_id: t.rank_parent_id, parent_name: t.rank_parent_name, tactics: t.rank_tactics,
+    tactic_names: t.rank_tactic_names, tactic_orders: t.rank_tactic_orders, platforms: t.platforms,
+    domains: t.domains, url: t.url
   }) AS details
 }
 RETURN [grp IN groups | {

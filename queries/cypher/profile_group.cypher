@@ -63,16 +63,7 @@ CALL (g) {
   WITH t, collect({kind: kind, via_id: via_id, via_name: via_name, procedure: u.description,
                    citations: coalesce(u.citations, []),
                    citation_urls: coalesce(u.citation_urls, [])}) AS evidence
-  // as technique_details
-  OPTIONAL MATCH (t)-[:SUBTECHNIQUE_OF]->(p:Technique)
-  CALL (t) {
-    OPTIONAL MATCH (t)-[:IN_TACTIC]->(ta:Tactic)
-    OPTIONAL MATCH (:Matrix)-[o:HAS_TACTIC]->(ta)
-    WITH ta, min(o.order) AS ord
-    ORDER BY ord
-    RETURN collect(ta.shortname) AS tactics, collect(ta.name) AS tactic_names,
-           collect(ord) AS tactic_orders
-  }
+  // as technique_details: tactics in matrix order, as the load stored them
   CALL (t) {
     MATCH (m:Mitigation)-[r:MITIGATES]->(t)
     WHERE NOT m.revoked AND NOT m.deprecated AND NOT r.revoked AND NOT r.deprecated
@@ -80,8 +71,9 @@ CALL (g) {
   }
   RETURN collect({
     technique_id: t.attack_id, name: t.name, is_subtechnique: t.is_subtechnique,
-    parent_id: p.attack_id, parent_name: p.name, tactics: tactics, tactic_names: tactic_names,
-    tactic_orders: tactic_orders, platforms: t.platforms, domains: t.domains, url: t.url,
+    parent_id: t.rank_parent_id, parent_name: t.rank_parent_name, tactics: t.rank_tactics,
+    tactic_names: t.rank_tactic_names, tactic_orders: t.rank_tactic_orders, platforms: t.platforms,
+    domains: t.domains, url: t.url,
     evidence: evidence, mitigations: mitigations
   }) AS techniques
 }
