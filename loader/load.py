@@ -30,7 +30,7 @@ DEFAULT_DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
 # loaded again even when its bytes are unchanged. Bump when the writer's output changes.
 # 2: techniques carry their ranking facts (loader.technique_facts).
 # 3: groups carry their technique ids by path kinds (loader.technique_facts).
-# 4: techniques carry their telemetry (loader.technique_facts).
+# 4: techniques carry their telemetry and mitigations (loader.technique_facts).
 LOAD_FORMAT = 4
 
 

@@ -7,7 +7,8 @@ reads properties instead of walking the release around every technique of its th
   ``rank_tactic_domains``: its current tactics in matrix order, each with its column, the width
   of its matrix and the matrix's id;
 - ``rank_detection_strategies``, ``rank_analytics``, ``rank_data_components``,
-  ``rank_mitigations``: how many current ones detect or mitigate it;
+  ``rank_mitigations``: how many current ones detect or mitigate it; ``rank_mitigation_ids``:
+  the STIX ids of the current mitigations that address it, sorted;
 - ``rank_groups_using``, ``rank_groups_using_software``: how many current groups use it
   (directly or through campaigns attributed to them; and also through software, their own and
   their campaigns').
@@ -66,7 +67,9 @@ CALL (t) {
 CALL (t) {
   OPTIONAL MATCH (m:Mitigation)-[r:MITIGATES]->(t)
   WHERE NOT m.revoked AND NOT m.deprecated AND NOT r.revoked AND NOT r.deprecated
-  RETURN count(DISTINCT m) AS mitigations
+  WITH DISTINCT m
+  ORDER BY m.stix_id
+  RETURN count(m) AS mitigations, collect(m.stix_id) AS mitigation_ids
 }
 // how many current groups use it: through the same path kinds as gap_analysis's threat model
 CALL (t) {
@@ -100,6 +103,7 @@ SET t.rank_parent_id = p.attack_id, t.rank_parent_name = p.name,
     t.rank_tactic_domains = tactic_domains,
     t.rank_detection_strategies = detection_strategies, t.rank_analytics = analytics,
     t.rank_data_components = data_components, t.rank_mitigations = mitigations,
+    t.rank_mitigation_ids = mitigation_ids,
     t.rank_groups_using = groups_using, t.rank_groups_using_software = groups_using_software
 """
 

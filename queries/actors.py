@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from .cache import ACTOR_SCOPES, ATTACK, cached_answer
 from .catalog import Q
-from .errors import InvalidInput
+from .errors import Conflict, InvalidInput
 from .graph import Graph
 from .kinds import PathKind, path_kinds
 from .resolve import Resolved, resolve_group, resolve_groups
@@ -266,6 +266,14 @@ def shape_profile(
     reads the parents' details when the group does not use them itself) and the mitigations
     ranked by how many of the group's techniques they address."""
     details: dict[str, dict[str, Any]] = {t["technique_id"]: t for t in row["techniques"]}
+    mitigation = {m["stix_id"]: m for m in row["mitigations"]}
+    for t in details.values():
+        if t["mitigation_ids"] is None:
+            raise Conflict(
+                "the graph's ATT&CK was loaded by an earlier ttpgraph (its techniques lack the "
+                "mitigations a profile reads): load it again (ttpgraph load, as it was loaded)"
+            )
+        t["mitigations"] = [mitigation[m] for m in t["mitigation_ids"] if m in mitigation]
     evidence: dict[str, list[Evidence]] = {
         tid: _EVIDENCE.validate_python(t["evidence"]) for tid, t in sorted(details.items())
     }

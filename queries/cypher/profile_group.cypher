@@ -1,5 +1,5 @@
 // name: profile_group
-// doc: Everything a group's profile shows, in one row: the group's own fields; every technique it is tied to — how we know (direct USES, via its software (its own or its campaigns'), via campaigns attributed to it, with ATT&CK's procedure text and citations), its parent, tactics in matrix order, platforms and the mitigations that address it; its software and campaigns (first/last seen); and the current tactics (to check a tactic filter). For an ATT&CK group, or a cluster of the organisation by STIX id.
+// doc: Everything a group's profile shows, in one row: the group's own fields; every technique it is tied to — how we know (direct USES, via its software (its own or its campaigns'), via campaigns attributed to it, with ATT&CK's procedure text and citations), its parent, tactics in matrix order, platforms and the STIX ids of the mitigations that address it (as the load stored them); its software and campaigns (first/last seen); those mitigations (id, name, URL); and the current tactics (to check a tactic filter). For an ATT&CK group, or a cluster of the organisation by STIX id.
 // params: group_id, kinds, domain, platforms, limit
 // example: {"group_id": "G0016", "kinds": ["direct", "software", "campaign"], "domain": "enterprise-attack", "platforms": [], "limit": 1000}
 CALL () {
@@ -64,17 +64,12 @@ CALL (g) {
                    citations: coalesce(u.citations, []),
                    citation_urls: coalesce(u.citation_urls, [])}) AS evidence
   // as technique_details: tactics in matrix order, as the load stored them
-  CALL (t) {
-    MATCH (m:Mitigation)-[r:MITIGATES]->(t)
-    WHERE NOT m.revoked AND NOT m.deprecated AND NOT r.revoked AND NOT r.deprecated
-    RETURN collect(DISTINCT {mitigation_id: m.attack_id, name: m.name, url: m.url}) AS mitigations
-  }
   RETURN collect({
     technique_id: t.attack_id, name: t.name, is_subtechnique: t.is_subtechnique,
     parent_id: t.rank_parent_id, parent_name: t.rank_parent_name, tactics: t.rank_tactics,
     tactic_names: t.rank_tactic_names, tactic_orders: t.rank_tactic_orders, platforms: t.platforms,
     domains: t.domains, url: t.url,
-    evidence: evidence, mitigations: mitigations
+    evidence: evidence, mitigation_ids: t.rank_mitigation_ids
   }) AS techniques
 }
 CALL (g) {
@@ -124,10 +119,21 @@ CALL (g) {
                   first_seen: c.first_seen, last_seen: c.last_seen,
                   attribution: a.description}) AS campaigns
 }
+CALL (techniques) {
+  // the mitigations that address those techniques (each technique's, as the load stored them)
+  UNWIND techniques AS x
+  UNWIND x.mitigation_ids AS mid
+  WITH DISTINCT mid
+  MATCH (m:AttackObject {stix_id: mid})
+  WHERE m:Mitigation AND NOT m.revoked AND NOT m.deprecated
+  RETURN collect({stix_id: mid, mitigation_id: m.attack_id, name: m.name, url: m.url})
+         AS mitigations
+}
 CALL () {
   MATCH (:Matrix)-[:HAS_TACTIC]->(ta:Tactic)
   WHERE NOT ta.revoked AND NOT ta.deprecated
   RETURN collect(DISTINCT {shortname: ta.shortname, name: ta.name}) AS known_tactics
 }
 RETURN coalesce(g.attack_id, g.stix_id) AS group_id, g.name AS name, g.aliases AS aliases,
-       g.description AS description, g.url AS url, techniques, software, campaigns, known_tactics
+       g.description AS description, g.url AS url, techniques, software, campaigns, known_tactics,
+       mitigations
