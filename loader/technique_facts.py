@@ -1,6 +1,7 @@
-"""What ranks a technique in a gap analysis and is the same for every question, stored on the
-Technique nodes when a release is loaded (in the load's transaction), so that a gap analysis
-reads properties instead of walking the release around every technique of its threat model:
+"""What ranks a technique in a gap analysis, and what profiles, comparisons and telemetry plans
+read of it, the same for every question: stored on the Technique nodes when a release is
+loaded (in the load's transaction), so that those questions read properties instead of walking
+the release around every technique they show:
 
 - ``rank_parent_id``, ``rank_parent_name``: the technique a sub-technique belongs to;
 - ``rank_tactics``, ``rank_tactic_names``, ``rank_tactic_orders``, ``rank_matrix_widths``,
@@ -11,8 +12,7 @@ reads properties instead of walking the release around every technique of its th
   the STIX ids of the current mitigations that address it, sorted;
 - ``rank_groups_using``, ``rank_groups_using_software``: how many current groups use it
   (directly or through campaigns attributed to them; and also through software, their own and
-  their campaigns').
-
+  their campaigns');
 - ``rank_telemetry``: the telemetry that shows it, as one JSON text
   (:func:`store_technique_telemetry`): what a telemetry plan reads for each gap instead of
   walking detection strategies, analytics, log sources and data components.
