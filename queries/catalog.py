@@ -56,33 +56,38 @@ class CypherQuery:
         return self.text
 
 
-def params_used(text: str) -> set[str]:
-    """``$parameters`` in Cypher text, outside strings, quoted names and comments."""
-    found: set[str] = set()
+def code_only(text: str) -> str:
+    """Cypher text with its comments left out and each string or quoted name as ``''`` (line
+    breaks kept): what names labels, keys and parameters."""
+    out: list[str] = []
     i, n = 0, len(text)
+    start = 0
     while i < n:
         c = text[i]
         if c in "'\"`":
+            out.append(text[start:i] + "''")
             i += 1
             while i < n and text[i] != c:
                 i += 2 if text[i] == "\\" else 1
             i += 1
+            start = i
         elif text.startswith("//", i):
+            out.append(text[start:i])
             end = text.find("\n", i)
-            i = n if end < 0 else end
+            i = start = n if end < 0 else end
         elif text.startswith("/*", i):
+            out.append(text[start:i] + " ")
             end = text.find("*/", i + 2)
-            i = n if end < 0 else end + 2
-        elif c == "$":
-            m = _PARAM.match(text, i)
-            if m:
-                found.add(m.group(1))
-                i = m.end()
-            else:
-                i += 1
+            i = start = n if end < 0 else end + 2
         else:
             i += 1
-    return found
+    out.append(text[start:])
+    return "".join(out)
+
+
+def params_used(text: str) -> set[str]:
+    """``$parameters`` in Cypher text, outside strings, quoted names and comments."""
+    return set(_PARAM.findall(code_only(text)))
 
 
 def parse_file(path: Path) -> CypherQuery:

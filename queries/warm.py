@@ -30,7 +30,7 @@ from typing import Any
 
 import neo4j
 
-from .catalog import Q, load_catalog
+from .catalog import Q, code_only, load_catalog
 from .errors import TtpgraphError
 from .graph import Graph
 
@@ -91,7 +91,6 @@ def warm(
 WARM_UP_APP = "ttpgraph-warm-up"
 
 
-_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 # ``x.key`` but not ``$param.key``, ``row.key`` (a batch's map) or ``db.procedure(``
 _PROPERTY = re.compile(r"(\$?)\b([A-Za-z_]\w*)\s*\.\s*([A-Za-z_]\w*)\b(?!\s*\()")
 _PROJECTED = re.compile(r"[{,]\s*\.([A-Za-z_]\w*)")  # map projections: n {.name, .aliases}
@@ -107,11 +106,7 @@ def referenced_tokens(texts: Iterable[str]) -> tuple[set[str], set[str], set[str
     types: set[str] = set()
     props: set[str] = set()
     for text in texts:
-        code = "\n".join(
-            _STRING.sub("''", line).split("//", 1)[0]
-            for line in text.splitlines()
-            if not line.lstrip().startswith("//")
-        )
+        code = code_only(text)
         for m in _PROPERTY.finditer(code):
             if not m.group(1) and m.group(2) != "row":
                 props.add(m.group(3))
