@@ -128,14 +128,10 @@ def store_technique_telemetry(tx: ManagedTransaction) -> None:
     ]
     row = tx.run(Q.telemetry_sources, technique_ids=ids, platforms=[]).single(strict=True)
     tx.run(
-        "MATCH (t:Technique) SET t.rank_telemetry = $empty",
+        "MATCH (t:Technique) SET t.rank_telemetry = CASE WHEN t.revoked OR t.deprecated "
+        "THEN $empty ELSE coalesce($texts[t.attack_id], $empty) END",
+        texts=telemetry_texts(row["v18"], row["v17"]),
         empty=EMPTY,
-    ).consume()
-    tx.run(
-        "UNWIND $rows AS row MATCH (t:Technique {attack_id: row.id}) "
-        "WHERE NOT t.revoked AND NOT t.deprecated "
-        "SET t.rank_telemetry = row.telemetry",
-        rows=telemetry_texts(row["v18"], row["v17"]),
     ).consume()
 
 

@@ -15,8 +15,8 @@ V17_FIELDS = ("data_component_id", "data_component", "data_source_id", "data_sou
               "description")  # fmt: skip
 
 
-def telemetry_texts(v18: list[dict[str, Any]], v17: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """``telemetry_sources``'s rows as ``{id, telemetry}`` a technique (the JSON text)."""
+def telemetry_texts(v18: list[dict[str, Any]], v17: list[dict[str, Any]]) -> dict[str, str]:
+    """``telemetry_sources``'s rows as the JSON text of each technique they name (by id)."""
     rows: dict[str, dict[str, list[list[Any]]]] = defaultdict(lambda: {"v18": [], "v17": []})
     for version, found, fields in (("v18", v18, V18_FIELDS), ("v17", v17, V17_FIELDS)):
         for r in found:
@@ -24,10 +24,9 @@ def telemetry_texts(v18: list[dict[str, Any]], v17: list[dict[str, Any]]) -> lis
     for t in rows.values():  # in telemetry_sources' order, ties broken: the same text every load
         for listed in t.values():
             listed.sort(key=lambda r: [(x is None, json.dumps(x, sort_keys=True)) for x in r])
-    return [
-        {"id": tid, "telemetry": json.dumps(t, ensure_ascii=False, separators=(",", ":"))}
-        for tid, t in rows.items()
-    ]
+    return {
+        tid: json.dumps(t, ensure_ascii=False, separators=(",", ":")) for tid, t in rows.items()
+    }
 
 
 EMPTY = json.dumps({"v18": [], "v17": []}, separators=(",", ":"))

@@ -72,19 +72,19 @@ CALL () {
   WHERE size($platforms) = 0
     OR any(p IN coalesce(t.platforms, []) WHERE toLower(p) IN $platforms)
   WITH t, collect(DISTINCT gid) AS actors
-  RETURN collect({technique_id: t.attack_id, actors: actors}) AS techniques
+  RETURN collect({technique_id: t.attack_id, actors: actors, node: t}) AS found
 }
 // how many of the inventory's rules cover each of those techniques fully and partly, as its
 // import stored them (TechniqueCoverage), while the releases they were computed against are
 // loaded; coverage_stored false: after a release load, coverage_rules_for_techniques computes
 // them from the rules' COVERS edges
-CALL (techniques) {
+CALL (found) {
   OPTIONAL MATCH (i:Inventory {name: $inventory})
   WITH i, COLLECT { MATCH (rel:Release) RETURN rel.domain + '@' + coalesce(rel.sha256, rel.version) } AS loaded
   WITH i, coalesce(size(loaded) = size(i.coverage_basis)
                    AND all(b IN loaded WHERE b IN i.coverage_basis), false) AS stored
-  CALL (i, stored, techniques) {
-    WITH i, [x IN techniques | x.technique_id] AS ids WHERE stored
+  CALL (i, stored, found) {
+    WITH i, [x IN found | x.technique_id] AS ids WHERE stored
     MATCH (i)-[:HAS_COVERAGE]->(c:TechniqueCoverage)
     WHERE c.technique_id IN ids
     MATCH (t:AttackObject {stix_id: c.technique})
@@ -98,11 +98,8 @@ CALL (techniques) {
 // the telemetry that shows those techniques no rule covers fully (a gap or a partial one), as
 // the release load stored it on each (loader/technique_facts.py: telemetry_sources' rows for
 // every platform, as one JSON text; null when an earlier ttpgraph loaded the release)
-WITH *, [x IN techniques WHERE NOT x.technique_id IN covered_ids | x.technique_id] AS telemetry_ids
-CALL (telemetry_ids) {
-  UNWIND telemetry_ids AS tid
-  MATCH (t:Technique {attack_id: tid})
-  WHERE NOT t.revoked AND NOT t.deprecated
-  RETURN collect({technique_id: tid, telemetry: t.rank_telemetry}) AS telemetry
-}
-RETURN inventory, inventory_releases, releases, techniques, coverage_stored, coverage, telemetry
+RETURN inventory, inventory_releases, releases,
+       [x IN found | {technique_id: x.technique_id, actors: x.actors}] AS techniques,
+       coverage_stored, coverage,
+       [x IN found WHERE NOT x.technique_id IN covered_ids
+        | {technique_id: x.technique_id, telemetry: x.node.rank_telemetry}] AS telemetry
