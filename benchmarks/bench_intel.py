@@ -32,11 +32,11 @@ from queries import intel as I
 from queries.errors import NotFound
 from queries.graph import Graph
 
-from .common import ENTERPRISE, bench_server
+from .common import ENTERPRISE, bench_server, server_cpu_seconds
 from .synthetic import size, write_intel_bundle
 
 IMPORTER = """
-import json, sys, time
+import json, os, sys, time
 from queries.graph import Graph
 from queries.settings import Settings
 from loader.intel import import_intel_file
@@ -49,6 +49,7 @@ try:
 except Exception as exc:
     out = {"error": exc.__class__.__name__ + ": " + " ".join(str(exc).split())[:160]}
 out["seconds"] = time.perf_counter() - t0
+out["cpu"] = sum(os.times()[:2])
 out["rss_mb"] = [int(x.split()[1]) / 1024 for x in open("/proc/self/status")
                  if x.startswith("VmHWM")][0]
 print(json.dumps(out))
@@ -116,26 +117,30 @@ def main() -> None:
         base = asks()
         print(f"before any import: attribution {base['attribution']:.1f} ms, expect APT29 "
               f"{base['expect']:.1f} ms (load avg {load1():.1f})\n")  # fmt: skip
-        print("| IOCs | objects | bundle MB | import s | loader peak RSS MB | IOC lookup ms "
-              "(floor) | attribution ms | expect ms | load avg |")  # fmt: skip
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("| IOCs | objects | bundle MB | import s | CPU s: loader, Neo4j | loader peak RSS MB "
+              "| IOC lookup ms (floor) | attribution ms | expect ms | load avg |")  # fmt: skip
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n in (size(x) for x in args.sizes.split(",")):
             path = write_intel_bundle(Path(tmp) / f"intel-{n}.json", n)
+            neo4j_cpu = server_cpu_seconds(settings)
             proc = subprocess.run(
                 [sys.executable, "-c", IMPORTER, settings.neo4j_uri, settings.neo4j_password,
                  str(path), "synthetic"],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             out = json.loads(proc.stdout.strip().splitlines()[-1])
+            neo4j_cpu = server_cpu_seconds(settings) - neo4j_cpu
             mb = path.stat().st_size / 2**20
             path.unlink()
             if "error" in out:
-                print(f"| {n:,} | - | {mb:.0f} | {out['seconds']:.1f} | {out['rss_mb']:.0f} | "
-                      f"{out['error']} | | | {load1():.1f} |", flush=True)  # fmt: skip
+                print(f"| {n:,} | - | {mb:.0f} | {out['seconds']:.1f} | {out['cpu']:.0f}, "
+                      f"{neo4j_cpu:.0f} | {out['rss_mb']:.0f} | {out['error']} | | "
+                      f"| {load1():.1f} |", flush=True)  # fmt: skip
                 continue
             t = asks()
             print(f"| {n:,} | {out['nodes']:,} nodes, {out['relationships']:,} edges | {mb:.0f} "
-                  f"| {out['seconds']:.1f} | {out['rss_mb']:.0f} | {t['ioc']:.1f} "
+                  f"| {out['seconds']:.1f} | {out['cpu']:.0f}, {neo4j_cpu:.0f} "
+                  f"| {out['rss_mb']:.0f} | {t['ioc']:.1f} "
                   f"({t['floor']:.1f}) | {t['attribution']:.1f} | {t['expect']:.1f} "
                   f"| {load1():.1f} |", flush=True)  # fmt: skip
         old = timed(lambda: graph.read(OLD_LOOKUP, value=value), 3, warmup=1)

@@ -18,6 +18,9 @@ ATTACK = Path(os.environ.get("TTPGRAPH_ATTACK_DIR", REPO.parent / "shared" / "at
 ENTERPRISE = ATTACK / "enterprise-attack-18.1.json"
 
 
+_SERVERS: dict[str, srv.ServerConfig] = {}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -37,10 +40,22 @@ def bench_server(heap: str = "2g", pagecache: str = "512m") -> Iterator[Settings
         )
         srv.install(cfg)
         srv.start(cfg, timeout=180, watch_pid=os.getpid())
+        _SERVERS[cfg.bolt_uri] = cfg
         try:
             yield Settings(neo4j_uri=cfg.bolt_uri, neo4j_password=cfg.password or "")
         finally:
+            _SERVERS.pop(cfg.bolt_uri, None)
             srv.stop(cfg)
+
+
+def server_cpu_seconds(settings: Settings) -> float:
+    """CPU seconds (user + system) the benchmark's Neo4j process has used so far."""
+    pid = srv.running_pid(_SERVERS[settings.neo4j_uri])
+    if pid is None:
+        return float("nan")
+    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -15,23 +15,29 @@ from typing import Any
 from .errors import InvalidInput
 
 MAX_NESTING = 100
+_CONTAINERS = (dict, list, tuple)
 
 
 def check_nesting(data: Any, where: str, limit: int = MAX_NESTING) -> None:
     """Refuse (``InvalidInput`` naming ``where`` and the limit) data nested deeper than
-    ``limit`` lists/objects. Iterative: linear in the data, no recursion."""
-    stack: list[tuple[Any, int]] = [(data, 0)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children: Any = value.values()
-        elif isinstance(value, list | tuple):
-            children = value
-        else:
-            continue
+    ``limit`` lists/objects. Iterative, one level at a time: linear in the data, no recursion
+    (and cheap: it runs on every object of a million-object bundle)."""
+    if not isinstance(data, _CONTAINERS):
+        return
+    level: list[Any] = [data]
+    depth = 0
+    while True:
+        inner = []
+        for value in level:
+            for child in value.values() if isinstance(value, dict) else value:
+                if isinstance(child, _CONTAINERS):
+                    inner.append(child)
+        if not inner:
+            return
+        depth += 1
         if depth >= limit:
             raise InvalidInput(f"{where}: nested deeper than {limit} levels")
-        stack.extend((v, depth + 1) for v in children if isinstance(v, dict | list | tuple))
+        level = inner
 
 
 def loads(text: str | bytes, where: str, limit: int = MAX_NESTING) -> Any:

@@ -34,6 +34,7 @@ from loader.locks import graph_lock
 from queries import layers as L
 from queries.errors import Conflict, InvalidInput
 from queries.graph import Graph
+from queries.limits import check_nesting
 from queries.settings import Settings
 
 from .conftest import ICS, ICS_21, REPO, free_port
@@ -140,6 +141,30 @@ def test_a_layer_nested_50k_deep_is_a_422_and_one_cli_line(
     path = tmp_path / "deep.json"
     path.write_text(text)
     one_line_error(run_cli(settings, "layer", "import", str(path)), "nested deeper than 100")
+
+
+def nested(depth: int, *, inner: Any = 1) -> Any:
+    """``depth`` containers, alternating lists and objects, around ``inner``."""
+    value = inner
+    for i in range(depth):
+        value = [value, "x"] if i % 2 else {"k": value, "s": "x"}
+    return value
+
+
+def test_the_nesting_limit_is_exact() -> None:
+    """``limit`` levels of lists/objects pass, one more is refused, wherever it sits; scalars
+    and strings are not levels."""
+    for limit in (1, 2, 5, 100):
+        check_nesting(nested(limit), "ok.json", limit)
+        check_nesting(nested(limit, inner="deep" * 1000), "ok.json", limit)
+        with pytest.raises(InvalidInput, match=f"deep.json: nested deeper than {limit} levels"):
+            check_nesting(nested(limit + 1), "deep.json", limit)
+        # the deep branch last, after shallow siblings
+        with pytest.raises(InvalidInput, match=f"nested deeper than {limit} levels"):
+            check_nesting([*[1] * 50, nested(limit)], "deep.json", limit)
+        check_nesting([*[1] * 50, nested(limit - 1)], "ok.json", limit)
+    check_nesting("text", "ok.json", 1)
+    check_nesting(7, "ok.json", 1)
 
 
 # ---------------------------------------------------------------- intel

@@ -17,8 +17,8 @@ from queries.errors import InvalidInput
 
 from .attack import attack_ids_of
 from .common import ALL_LABELS, ATTACK_KIND, OPENCTI_EXT, list_of, one_line, org_key
-from .fastcheck import plainly_valid
-from .iocs import pattern_problem
+from .fastcheck import plainly_valid, simple_pattern
+from .iocs import MAX_PATTERN_CHARS, pattern_problem
 from .rows import Endpoint
 
 _STIX_ID = re.compile(r"^([a-z0-9][a-z0-9-]*)--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
@@ -29,6 +29,13 @@ _LABEL_CODES = {label: i for i, label in enumerate(ALL_LABELS)}
 
 def _flavour_of(obj: dict[str, Any]) -> str | None:
     """The exporter an object betrays (``opencti``, ``misp``, ``workbench``), if any."""
+    if (
+        "extensions" not in obj
+        and "labels" not in obj
+        and "\0x_" not in "\0" + "\0".join(obj)  # no custom property (one C-level scan)
+        and obj.get("type") != "x-mitre-collection"
+    ):
+        return None  # the plain object of a large bundle
     if OPENCTI_EXT in (obj.get("extensions") or {}) or any(k.startswith("x_opencti_") for k in obj):
         return "opencti"
     if any(str(label).startswith("misp:") for label in list_of(obj.get("labels"))) or any(
@@ -53,7 +60,10 @@ def validate_object(obj: Any, i: int, version: str | None) -> dict[str, Any]:
     if not isinstance(oid, str) or not _STIX_ID.match(oid) or not oid.startswith(otype + "--"):
         raise InvalidInput(f"objects[{i}] ({oid}): 'id' must be '{otype}--<UUID>'")
     pattern = obj.get("pattern")
-    if isinstance(pattern, str):
+    # (a one-comparison pattern within the length limit nests one level: nothing to walk)
+    if isinstance(pattern, str) and (
+        len(pattern) > MAX_PATTERN_CHARS or simple_pattern(pattern) is None
+    ):
         problem = pattern_problem(pattern)
         if problem:
             raise InvalidInput(f"objects[{i}] ({oid}): pattern {problem}")

@@ -50,7 +50,7 @@ def incident_rows(
         "deprecated": False,
         "source": rows.source,
         "org": True,
-        "imported_at": utc_now(),
+        "imported_at": rows.imported_at,
     }
     rows.add_node("Incident", {k: v for k, v in props.items() if v is not None})
     stix_ids = {
@@ -79,7 +79,7 @@ def incident_rows(
                 "deprecated": False,
                 "source": rows.source,
                 "org": True,
-                "imported_at": utc_now(),
+                "imported_at": rows.imported_at,
             },
         )
         rows.add_edge("REFERS_TO", key, Endpoint("org", okey, OBSERVABLE), {})

@@ -26,7 +26,6 @@ from .common import (
     nonblank,
     org_key,
     strings_of,
-    utc_now,
 )
 from .rows import Endpoint, IntelRows
 
@@ -281,7 +280,7 @@ def misp_rows(
             "deprecated": False,
             "source": rows.source,
             "org": True,
-            "imported_at": utc_now(),
+            "imported_at": rows.imported_at,
         }
         rows.add_node("Report", {k: v for k, v in report.items() if v is not None})
         src = org_key(rows.source, report_id)
@@ -302,7 +301,7 @@ def misp_rows(
                     "deprecated": False,
                     "source": rows.source,
                     "org": True,
-                    "imported_at": utc_now(),
+                    "imported_at": rows.imported_at,
                 }
                 rows.add_node("OrgCluster", {k: v for k, v in props.items() if v is not None})
             rows.add_edge("REFERS_TO", src, Endpoint("org", key, "OrgCluster"), {})
@@ -363,7 +362,7 @@ def _misp_attribute(
         "deprecated": False,
         "source": rows.source,
         "org": True,
-        "imported_at": utc_now(),
+        "imported_at": rows.imported_at,
     }
     if to_ids:
         stix_id = f"indicator--{a_uuid}"
@@ -407,7 +406,7 @@ def _misp_attribute(
             "deprecated": False,
             "source": rows.source,
             "org": True,
-            "imported_at": utc_now(),
+            "imported_at": rows.imported_at,
         }
         rows.add_node("Sighting", {k: v for k, v in sprops.items() if v is not None})
         rows.add_edge("SIGHTING_OF", skey, me, {})

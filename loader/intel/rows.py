@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from .common import ALL_LABELS, ALL_REL_TYPES, OBSERVABLE
+from .common import ALL_LABELS, ALL_REL_TYPES, OBSERVABLE, utc_now
 from .store import BULK_LABELS, StagedIntel
 
 MAX_WARNINGS = 200
@@ -37,6 +37,8 @@ class IntelRows:
     warnings: list[str] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     link_attack_ids: bool = False
+    imported_at: str = field(default_factory=utc_now)
+    """When the import began: every node it writes carries it (``imported_at``)."""
     store: StagedIntel | None = None
     node_counter: Counter[str] = field(default_factory=Counter)
     edge_counter: Counter[str] = field(default_factory=Counter)

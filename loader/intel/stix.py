@@ -32,7 +32,6 @@ from .common import (
     org_key,
     stamp_text,
     strings_of,
-    utc_now,
 )
 from .iocs import observable_values, pattern_values
 from .rows import Endpoint, IntelRows
@@ -66,7 +65,7 @@ def _common(obj: dict[str, Any], rows: IntelRows, names: dict[str, str]) -> dict
         "created_by": names.get(obj.get("created_by_ref") or ""),
         "source": rows.source,
         "org": True,
-        "imported_at": utc_now(),
+        "imported_at": rows.imported_at,
     }
     return {k: v for k, v in props.items() if v is not None}
 
@@ -327,7 +326,7 @@ def _observable_node(
         "deprecated": False,
         "source": rows.source,
         "org": True,
-        "imported_at": utc_now(),
+        "imported_at": rows.imported_at,
     }
     rows.add_node(OBSERVABLE, {k: v for k, v in props.items() if v is not None})
     endpoints[obj["id"]] = [Endpoint("org", props["key"], OBSERVABLE)]
