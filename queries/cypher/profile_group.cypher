@@ -96,7 +96,6 @@ CALL (g) {
     RETURN s, 'campaign' AS kind, c.stix_id AS via_id, u.description AS procedure
   }
   WITH s, kind, via_id, procedure WHERE NOT s.revoked AND NOT s.deprecated
-  WITH s, kind, via_id, procedure WHERE NOT s.revoked AND NOT s.deprecated
   WITH coalesce(s.attack_id, s.stix_id) AS software_id, s.name AS name,
        CASE WHEN s:Malware OR properties(s)['software_type'] = 'malware' THEN 'malware'
             ELSE 'tool' END AS type,
