@@ -13,7 +13,7 @@ from .catalog import Q
 from .errors import Conflict, InvalidInput
 from .graph import Graph
 from .kinds import PathKind, path_kinds
-from .resolve import Resolved, resolve_group, resolve_groups
+from .resolve import Resolved, read_for_groups, resolve_group
 
 MAX_ACTORS = 50
 DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
@@ -233,18 +233,18 @@ def profile_group(
 ) -> GroupProfile:
     """Every technique a group is tied to and how we know, plus software, campaigns and the
     mitigations that address its techniques."""
-    resolved = resolve_group(graph, group)
-    gid = resolved.attack_id
     kinds = kinds or list(PathKind)
     dom = check_domain(domain)
-    row = graph.read(
+    (resolved,), rows = read_for_groups(
+        graph,
         Q.profile_group,
-        group_id=gid,
+        [group],
         kinds=[k.value for k in kinds],
         domain=dom,
         platforms=platforms or [],
         limit=limit,
-    )[0]
+    )
+    row = next(r for r in rows if r["group_id"] == resolved.attack_id)
     return shape_profile(
         row, graph=graph, resolved=resolved, kinds=kinds, platforms=platforms, domain=dom,
         tactic=tactic, rollup=rollup, limit=limit,
@@ -426,17 +426,15 @@ def compare_groups(
         raise InvalidInput("compare needs at least 2 actors")
     if len(groups) > MAX_ACTORS:
         raise InvalidInput(f"compare takes at most {MAX_ACTORS} actors, got {len(groups)}")
-    resolved = resolve_groups(graph, groups)
+    dom = check_domain(domain)
+    resolved, rows = read_for_groups(
+        graph, Q.compare_groups, groups, kinds=path_kinds(include_software), domain=dom
+    )
     ids = list(dict.fromkeys(r.attack_id for r in resolved))
     if len(ids) < 2:
         raise InvalidInput(f"the actors given are all the same group ({ids[0]})")
     names = {r.attack_id: r.name for r in resolved}
-    row = graph.read(
-        Q.compare_groups,
-        group_ids=ids,
-        kinds=path_kinds(include_software),
-        domain=check_domain(domain),
-    )[0]
+    row = rows[0]
     found = {
         r["group_id"]: {t["technique_id"]: t["kinds"] for t in r["techniques"]}
         for r in row["groups"]

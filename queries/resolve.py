@@ -109,7 +109,11 @@ def resolve_groups(graph: Graph, texts: list[str]) -> list[Resolved]:
     One query through the indexes (ATT&CK ids; names and aliases by full-text phrase) finds
     the candidates; a text they do not answer exactly goes the long way — every group, the
     organisation's clusters, close matches — so the answer and the message are the same."""
-    rows = graph.read(Q.group_lookup, **_lookup_params(texts))
+    rows = graph.read(Q.group_lookup, words=group_words(texts))
+    return _resolve_among(graph, rows, texts)
+
+
+def _resolve_among(graph: Graph, rows: list[dict[str, Any]], texts: list[str]) -> list[Resolved]:
     every: list[dict[str, Any]] | None = None
     out = []
     for text in texts:
@@ -122,16 +126,45 @@ def resolve_groups(graph: Graph, texts: list[str]) -> list[Resolved]:
     return out
 
 
+def read_for_groups(
+    graph: Graph, query: str, texts: list[str], **params: Any
+) -> tuple[list[Resolved], list[dict[str, Any]]]:
+    """``query``'s rows for the groups ``texts`` name, and those groups as ``resolve_groups``
+    resolves them - in one round trip when they are what they look like.
+
+    ``query`` carries the ``groups_named`` block: given the words it looks the candidates up
+    (as ``group_lookup``) and answers for the groups it guesses they name (an id's group, a
+    current group named or aliased so) beside its ``group_ids``. Here the words are resolved
+    from those candidates; when the guess is not what they resolve to (a cluster's name, a name
+    that is one group's and another's alias...), they are resolved the long way and the query
+    asked again with their ids."""
+    rows = graph.read(query, group_ids=[], words=group_words(texts), **params)
+    head = rows[0] if rows else {"candidates": [], "guessed": []}
+    try:
+        resolved = [
+            resolve(head["candidates"], t, kind="group", id_pattern=GROUP_ID) for t in texts
+        ]
+    except NotFound:
+        resolved = []
+    if resolved and {r.attack_id for r in resolved} == set(head["guessed"]):
+        return resolved, rows
+    resolved = _resolve_among(graph, head["candidates"], texts)
+    ids = list(dict.fromkeys(r.attack_id for r in resolved))
+    return resolved, graph.read(query, group_ids=ids, words=NO_WORDS, **params)
+
+
 PHRASES_A_QUERY = 100
 """Texts looked up in one full-text query (two Lucene clauses each; Lucene refuses a query of
 more than 1,024): one query for several texts costs about what one text's does."""
 
+NO_WORDS: dict[str, list[str]] = {"ids": [], "phrases": [], "texts": []}
 
-def _lookup_params(texts: list[str]) -> dict[str, list[str]]:
-    """``group_lookup``'s parameters: ATT&CK ids, and for the rest Lucene phrases on names and
-    aliases (only ``\\`` and ``"`` mean something inside a phrase), up to
-    :data:`PHRASES_A_QUERY` texts a full-text query. Texts ``resolve`` refuses are left out: it
-    names them."""
+
+def group_words(texts: list[str]) -> dict[str, list[str]]:
+    """The ``words`` parameter of the queries carrying the ``groups_named`` block: ATT&CK ids,
+    and for the rest Lucene phrases on names and aliases (only ``\\`` and ``"`` mean something
+    inside a phrase), up to :data:`PHRASES_A_QUERY` texts a full-text query, and the texts as
+    names are compared (``texts``). Texts ``resolve`` refuses are left out: it names them."""
     ids: list[str] = []
     phrases: list[str] = []
     for text in texts:
@@ -146,7 +179,12 @@ def _lookup_params(texts: list[str]) -> dict[str, list[str]]:
         " OR ".join(f"({p})" for p in phrases[i : i + PHRASES_A_QUERY])
         for i in range(0, len(phrases), PHRASES_A_QUERY)
     ]
-    return {"ids": ids, "phrases": queries}
+    named = [
+        norm(t)
+        for t in texts
+        if isinstance(t, str) and t.strip() and len(t) <= 200 and not GROUP_ID.match(t.strip())
+    ]
+    return {"ids": ids, "phrases": queries, "texts": named}
 
 
 def _group_or_cluster(graph: Graph, rows: list[dict[str, Any]], text: str) -> Resolved:

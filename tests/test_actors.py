@@ -37,9 +37,10 @@ from queries.actors import (
     similar_groups,
 )
 from queries.cache import bump_graph_version
+from queries.catalog import Q
 from queries.errors import InvalidInput, NotFound
 from queries.graph import Graph
-from queries.resolve import resolve_group, resolve_software, resolve_technique
+from queries.resolve import read_for_groups, resolve_group, resolve_software, resolve_technique
 
 from .bundle_facts import (
     by_stix_id,
@@ -491,6 +492,66 @@ def test_revoked_group_resolves_to_its_replacement_with_a_note(graph: Graph) -> 
     old, new = revoked[0]
     p = profile_group(graph, group=old or "", kinds=[PathKind.direct], domain="enterprise")
     assert p.group_id == new and p.resolved_note and old in p.resolved_note
+
+
+def _reads(graph: Graph, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The queries ``graph`` runs from now on (the answer cache off: only the question's)."""
+    seen: list[str] = []
+    read = graph.read
+
+    def counted(query: str, **params: Any) -> list[dict[str, Any]]:
+        seen.append(query)
+        return read(query, **params)
+
+    monkeypatch.setattr(graph, "read", counted)
+    monkeypatch.setattr(graph.cache, "enabled", False)
+    return seen
+
+
+def test_questions_resolve_their_words_in_the_query_that_answers(
+    graph: Graph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question about groups named by words (compare, profile, gaps, telemetry) resolves them
+    exactly as ``resolve_group`` does, in its own query when the words are what they look like
+    (an id, a current group's name or its own alias: one round trip), and asks again with the
+    ids when they are not (a name that is another group's alias too)."""
+    groups = _current_groups(SESSION_BUNDLES)
+    owners = _names_and_aliases()
+    plain = [g for g in groups]  # ids, as given and lower-case
+    plain += [g.lower() for g in groups]
+    plain += [o["name"] for g, o in groups.items() if owners[o["name"].strip().lower()] == {g}]
+    plain += [a for g, o in groups.items() for a in o.get("aliases", [])
+              if owners[a.strip().lower()] == {g} and " ".join(a.split()) == a]  # fmt: skip
+    revoked = [ext_id(o) or "" for o in objects(ENTERPRISE)
+               if o["type"] == "intrusion-set" and o.get("revoked")]  # fmt: skip
+    expected = {t: resolve_group(graph, t) for t in [*plain, *revoked]}
+    seen = _reads(graph, monkeypatch)
+    params = {"kinds": ["direct"], "domain": None}
+    for i in range(0, len(plain), MAX_ACTORS):
+        chunk = plain[i : i + MAX_ACTORS]
+        seen.clear()
+        resolved, _ = read_for_groups(graph, Q.compare_groups, chunk, **params)
+        assert resolved == [expected[t] for t in chunk]
+        assert len(seen) == 1, chunk  # the answer's own query, nothing else
+    seen.clear()
+    resolved, _ = read_for_groups(graph, Q.compare_groups, revoked, **params)
+    assert resolved == [expected[t] for t in revoked] and all(r.note for r in resolved)
+    assert len(seen) == 1
+    # A name that is one group's and another's alias means the named group: the query's guess
+    # (both) is not what resolving gives, so it is asked again with the ids.
+    by_name = {o["name"].strip().lower(): g for g, o in groups.items()}
+    clash = next(n for n, gs in owners.items() if len(gs) > 1 and n in by_name)
+    seen.clear()
+    p = profile_group(graph, group=clash, kinds=[PathKind.direct])
+    assert p.group_id == by_name[clash] == resolve_group(graph, clash).attack_id
+    assert len([q for q in seen if q == Q.profile_group]) == 2
+    # words no group answers to fail as resolve_group fails
+    for text in ["APT 29", "G9999"]:
+        with pytest.raises(NotFound) as info:
+            profile_group(graph, group=text)
+        with pytest.raises(NotFound) as direct:
+            resolve_group(graph, text)
+        assert info.value.detail == direct.value.detail
 
 
 # ---------------------------------------------------------------- 7. revoked and deprecated

@@ -27,6 +27,7 @@ from queries.catalog import CYPHER_DIR, CatalogError, Q, check_shared_blocks, lo
 from queries.graph import Graph
 from queries.layers.detection_layers import gaps_layer_for
 from queries.releases import snapshot_from_graph
+from queries.resolve import NO_WORDS
 
 from .bundle_facts import ext_id, group_technique_paths, is_current, objects
 from .conftest import ENTERPRISE, SESSION_BUNDLES
@@ -73,7 +74,12 @@ def inventory(graph: Graph, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 def test_the_path_block_is_one_definition(tmp_path: Path) -> None:
-    assert set(check_shared_blocks(load_catalog())["actor_techniques"]) == CARRIERS
+    blocks = check_shared_blocks(load_catalog())
+    assert set(blocks["actor_techniques"]) == CARRIERS
+    # the lookup of groups named by words, in the queries that answer for them
+    assert set(blocks["groups_named"]) == {
+        "group_lookup", "profile_group", "compare_groups", "gap_analysis", "telemetry_plan"
+    }  # fmt: skip
     # a copy that drifts (here: the campaigns' software left out) is refused, naming the file
     for f in CYPHER_DIR.glob("*.cypher"):
         (tmp_path / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
@@ -155,8 +161,8 @@ def test_prevalence_counts_the_same_paths(graph: Graph) -> None:
         assert {t: stored.get(t) for t in users} == users
         assert all(n == 0 for t, n in stored.items() if t not in users)
         row = graph.read(
-            Q.gap_analysis, group_ids=["G0016"], kinds=path_kinds(software), domain=None,
-            platforms=[], inventory="", telemetry=False,
+            Q.gap_analysis, group_ids=["G0016"], words=NO_WORDS, kinds=path_kinds(software),
+            domain=None, platforms=[], inventory="",
         )[0]  # fmt: skip
         assert row["techniques"]
         assert all(t["groups_using"] == users[t["technique_id"]] for t in row["techniques"])

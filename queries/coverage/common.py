@@ -11,7 +11,7 @@ from typing import Any
 from ..cache import ACTOR_SCOPES, inventory_scope
 from ..errors import InvalidInput
 from ..graph import Graph
-from ..resolve import resolve_groups
+from ..resolve import Resolved, resolve_groups
 from .models import ActorRef
 
 MAX_ACTORS = 50
@@ -117,6 +117,13 @@ def actors_with_weights(
 
 def resolve_actors(graph: Graph, actors: Sequence[str] | Mapping[str, float]) -> list[ActorRef]:
     """Actors (ids, names, aliases; optional weights) -> groups, each once (highest weight)."""
+    items = weighted_actors(actors)
+    return actor_refs(items, resolve_groups(graph, [n for n, _ in items]))
+
+
+def weighted_actors(actors: Sequence[str] | Mapping[str, float]) -> list[tuple[str, float]]:
+    """Actors (ids, names, aliases; a mapping gives weights) as (text, weight), checked:
+    at least one, at most :data:`MAX_ACTORS`, weights finite numbers >= 0."""
     if isinstance(actors, str):
         actors = [actors]
     if isinstance(actors, Mapping):
@@ -130,7 +137,12 @@ def resolve_actors(graph: Graph, actors: Sequence[str] | Mapping[str, float]) ->
     for name, w in items:
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
             raise InvalidInput(f"actors: weight of {name!r} must be a number >= 0")
-    resolved = resolve_groups(graph, [n for n, _ in items])
+    return items
+
+
+def actor_refs(items: list[tuple[str, float]], resolved: list[Resolved]) -> list[ActorRef]:
+    """The weighted actors as the groups they resolved to, each once (its highest weight);
+    InvalidInput when no weight is positive."""
     out: dict[str, ActorRef] = {}
     for (_, w), r in zip(items, resolved, strict=True):
         prev = out.get(r.attack_id)

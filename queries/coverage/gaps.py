@@ -29,7 +29,16 @@ from ..catalog import Q
 from ..errors import Conflict, InvalidInput, TtpgraphError
 from ..graph import Graph
 from ..kinds import path_kinds
-from .common import bar, check_domain, check_platforms, gap_scopes, pct, resolve_actors
+from ..resolve import read_for_groups
+from .common import (
+    actor_refs,
+    bar,
+    check_domain,
+    check_platforms,
+    gap_scopes,
+    pct,
+    weighted_actors,
+)
 from .inventories import check_inventory, mapping_warnings
 from .models import ActorRef, GapAnalysis, GapTechnique, PriorityWeights, TacticCoverage
 
@@ -114,8 +123,9 @@ def gap_analysis(
     sub-techniques as covered.
     """
     w = (weights or PriorityWeights()).normalised()
-    model = ThreatModel.read(
+    model, row = ThreatModel.ask(
         graph,
+        Q.gap_analysis,
         actors=actors,
         inventory=inventory,
         platforms=platforms,
@@ -123,7 +133,6 @@ def gap_analysis(
         include_software=include_software,
         partial_counts_as_covered=partial_counts_as_covered,
     )
-    row = graph.read(Q.gap_analysis, **model.params)[0]
     return shape_gaps(
         row,
         model.rules(graph, row),
@@ -144,9 +153,10 @@ class ThreatModel:
     filters: dict[str, Any]
 
     @classmethod
-    def read(
+    def ask(
         cls,
         graph: Graph,
+        query: str,
         *,
         actors: list[str] | dict[str, float],
         inventory: str,
@@ -154,25 +164,30 @@ class ThreatModel:
         domain: str | None,
         include_software: bool,
         partial_counts_as_covered: bool,
-    ) -> ThreatModel:
+    ) -> tuple[ThreatModel, dict[str, Any]]:
+        """The threat model checked, its actors resolved and ``query`` (``gap_analysis``,
+        ``telemetry_plan``: one row) answered for them - in one round trip when the actors are
+        what they look like (``queries.resolve.read_for_groups``)."""
         if not isinstance(inventory, str) or not inventory.strip():
             raise InvalidInput("inventory: give the name of an imported inventory")
         dom = check_domain(domain)
         plats = check_platforms(platforms)
+        params = {
+            "kinds": path_kinds(include_software),
+            "domain": dom,
+            "platforms": plats,
+            "inventory": inventory.strip(),
+        }
         try:
-            refs = resolve_actors(graph, actors)
+            items = weighted_actors(actors)
+            resolved, rows = read_for_groups(graph, query, [n for n, _ in items], **params)
+            refs = actor_refs(items, resolved)
         except TtpgraphError:
             check_inventory(graph, inventory)  # a missing inventory is named first
             raise
-        return cls(
+        model = cls(
             refs=refs,
-            params={
-                "group_ids": [a.group_id for a in refs],
-                "kinds": path_kinds(include_software),
-                "domain": dom,
-                "platforms": plats,
-                "inventory": inventory.strip(),
-            },
+            params={"group_ids": [a.group_id for a in refs], **params},
             filters={
                 "platforms": plats,
                 "domain": dom,
@@ -180,6 +195,7 @@ class ThreatModel:
                 "partial_counts_as_covered": partial_counts_as_covered,
             },
         )
+        return model, rows[0]
 
     def rules(self, graph: Graph, row: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """technique id -> the inventory's rules on it, from the query's ``row``: as the import

@@ -55,8 +55,9 @@ def prioritize_telemetry(
         raise InvalidInput(f"level {level!r}: use log_source or data_component") from None
     if limit < 1:
         raise InvalidInput("limit must be at least 1")
-    model = ThreatModel.read(
+    model, row = ThreatModel.ask(
         graph,
+        Q.telemetry_plan,
         actors=actors,
         inventory=inventory,
         platforms=platforms,
@@ -64,7 +65,6 @@ def prioritize_telemetry(
         include_software=include_software,
         partial_counts_as_covered=partial_counts_as_covered,
     )
-    row = graph.read(Q.telemetry_plan, **model.params)[0]
     return shape_telemetry(
         row, model.rules(graph, row), model=model, level=lvl, collected=collected, limit=limit
     )

@@ -1,10 +1,49 @@
 // name: compare_groups
-// doc: For the given groups (clusters of the organisation by STIX id too), in one row: the techniques each uses (by the given path kinds: direct, campaign, software — the group's own and its campaigns'; the actor_techniques block), and each technique's name, parent, tactics (in matrix order, as the load stored them on the technique) and platforms, as technique_details gives them.
-// params: group_ids, kinds, domain
-// example: {"group_ids": ["G0016", "G0007"], "kinds": ["direct", "campaign"], "domain": null}
+// doc: For the given groups (clusters of the organisation by STIX id too), in one row: the techniques each uses (by the given path kinds: direct, campaign, software — the group's own and its campaigns'; the actor_techniques block), and each technique's name, parent, tactics (in matrix order, as the load stored them on the technique) and platforms, as technique_details gives them. The groups may be named by words instead (words: ATT&CK ids, Lucene phrases, lower-case texts): the groups_named block looks them up in the same query, returns the candidates and its guess (candidates, guessed), and the caller resolves the words from the candidates and checks the guess (queries/resolve.py read_for_groups).
+// params: group_ids, words, kinds, domain
+// example: {"group_ids": ["G0016", "G0007"], "words": {"ids": [], "phrases": ["(name:\"cozy bear\" OR aliases_text:\"cozy bear\")"], "texts": ["cozy bear"]}, "kinds": ["direct", "campaign"], "domain": null}
+// paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, full-text
+// phrases on names and aliases, as queries/resolve.py builds them - looked up in the query that
+// answers for them: one round trip; one definition, copied word for word)
 CALL () {
+  CALL () {
+    UNWIND $words.ids AS id
+    MATCH (c:Group {attack_id: id})
+    RETURN c
+    UNION
+    // the group that replaced a revoked one
+    UNWIND $words.ids AS id
+    MATCH (:Group {attack_id: id})-[:REVOKED_BY]->(c:Group)
+    RETURN c
+    UNION
+    UNWIND $words.phrases AS phrase
+    CALL db.index.fulltext.queryNodes('group_text', phrase) YIELD node
+    RETURN node AS c
+  }
+  OPTIONAL MATCH (c)-[:REVOKED_BY]->(r:Group)
+  WITH c, r
+  ORDER BY c.attack_id
+  WITH collect({c: c, replaced_by: r.attack_id}) AS found
+  // candidates: what the caller resolves the words from (queries/resolve.py); guessed: the
+  // groups they resolve to when they are what they look like - an id's group (the group that
+  // replaced it when revoked), a current group whose name or an alias is the words - which the
+  // caller checks against its resolution before it reads the answer
+  RETURN [x IN found | {attack_id: x.c.attack_id, name: x.c.name, aliases: x.c.aliases,
+                        revoked: x.c.revoked, deprecated: x.c.deprecated,
+                        replaced_by: x.replaced_by}] AS candidates,
+         [x IN found WHERE x.c.attack_id IN $words.ids
+            | CASE WHEN x.c.revoked AND x.replaced_by IS NOT NULL THEN x.replaced_by
+                   ELSE x.c.attack_id END]
+         + [x IN found WHERE NOT coalesce(x.c.revoked, false)
+              AND NOT coalesce(x.c.deprecated, false)
+              AND (toLower(x.c.name) IN $words.texts
+                   OR any(a IN coalesce(x.c.aliases, []) WHERE toLower(a) IN $words.texts))
+            | x.c.attack_id] AS guessed
+}
+// paths: end
+CALL (guessed) {
   MATCH (g:Group)
-  WHERE (size($group_ids) = 0 OR g.attack_id IN $group_ids) AND NOT g.revoked AND NOT g.deprecated
+  WHERE g.attack_id IN $group_ids + guessed AND NOT g.revoked AND NOT g.deprecated
   RETURN g, g.attack_id AS gid
   UNION
   // clusters of the organisation, by STIX id (a dynamic label: no warning before an import)
@@ -57,10 +96,10 @@ WITH *
 WHERE NOT t.revoked AND NOT t.deprecated AND coalesce(t.in_release, true)
   AND ($domain IS NULL OR $domain IN t.domains)
 // paths: end
-WITH gid, g, t, kind
-WITH gid, t, collect(DISTINCT kind) AS kinds, min(g.name) AS name
-WITH gid, min(name) AS name, collect({t: t, kinds: kinds}) AS techniques
-WITH collect({group_id: gid, name: name, techniques: techniques}) AS groups
+WITH candidates, guessed, gid, g, t, kind
+WITH candidates, guessed, gid, t, collect(DISTINCT kind) AS kinds, min(g.name) AS name
+WITH candidates, guessed, gid, min(name) AS name, collect({t: t, kinds: kinds}) AS techniques
+WITH candidates, guessed, collect({group_id: gid, name: name, techniques: techniques}) AS groups
 CALL (groups) {
   UNWIND groups AS grp
   UNWIND grp.techniques AS x
@@ -76,4 +115,4 @@ CALL (groups) {
 RETURN [grp IN groups | {
          group_id: grp.group_id, name: grp.name,
          techniques: [x IN grp.techniques | {technique_id: x.t.attack_id, kinds: x.kinds}]
-       }] AS groups, details
+       }] AS groups, details, candidates, guessed

@@ -1,21 +1,47 @@
 // name: group_lookup
-// doc: The groups an analyst's words may name, through indexes: by ATT&CK id (with the group that replaced a revoked one) and by full-text phrase on names and aliases (Lucene phrases, e.g. name:"cozy bear" OR aliases_text:"cozy bear"). A superset of the exact matches, which the caller picks (queries/resolve.py).
-// params: ids, phrases
-// example: {"ids": ["G0016"], "phrases": ["name:\"cozy bear\" OR aliases_text:\"cozy bear\""]}
+// doc: The groups an analyst's words may name, through indexes: by ATT&CK id (with the group that replaced a revoked one) and by full-text phrase on names and aliases (Lucene phrases, e.g. name:"cozy bear" OR aliases_text:"cozy bear"). A superset of the exact matches, which the caller picks (queries/resolve.py). The queries that answer for groups named by words carry the same lookup (the groups_named block).
+// params: words
+// example: {"words": {"ids": [], "phrases": ["(name:\"cozy bear\" OR aliases_text:\"cozy bear\")"], "texts": ["cozy bear"]}}
+// paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, full-text
+// phrases on names and aliases, as queries/resolve.py builds them - looked up in the query that
+// answers for them: one round trip; one definition, copied word for word)
 CALL () {
-  UNWIND $ids AS id
-  MATCH (g:Group {attack_id: id})
-  RETURN g
-  UNION
-  UNWIND $ids AS id
-  MATCH (:Group {attack_id: id})-[:REVOKED_BY]->(g:Group)
-  RETURN g
-  UNION
-  UNWIND $phrases AS phrase
-  CALL db.index.fulltext.queryNodes('group_text', phrase) YIELD node
-  RETURN node AS g
+  CALL () {
+    UNWIND $words.ids AS id
+    MATCH (c:Group {attack_id: id})
+    RETURN c
+    UNION
+    // the group that replaced a revoked one
+    UNWIND $words.ids AS id
+    MATCH (:Group {attack_id: id})-[:REVOKED_BY]->(c:Group)
+    RETURN c
+    UNION
+    UNWIND $words.phrases AS phrase
+    CALL db.index.fulltext.queryNodes('group_text', phrase) YIELD node
+    RETURN node AS c
+  }
+  OPTIONAL MATCH (c)-[:REVOKED_BY]->(r:Group)
+  WITH c, r
+  ORDER BY c.attack_id
+  WITH collect({c: c, replaced_by: r.attack_id}) AS found
+  // candidates: what the caller resolves the words from (queries/resolve.py); guessed: the
+  // groups they resolve to when they are what they look like - an id's group (the group that
+  // replaced it when revoked), a current group whose name or an alias is the words - which the
+  // caller checks against its resolution before it reads the answer
+  RETURN [x IN found | {attack_id: x.c.attack_id, name: x.c.name, aliases: x.c.aliases,
+                        revoked: x.c.revoked, deprecated: x.c.deprecated,
+                        replaced_by: x.replaced_by}] AS candidates,
+         [x IN found WHERE x.c.attack_id IN $words.ids
+            | CASE WHEN x.c.revoked AND x.replaced_by IS NOT NULL THEN x.replaced_by
+                   ELSE x.c.attack_id END]
+         + [x IN found WHERE NOT coalesce(x.c.revoked, false)
+              AND NOT coalesce(x.c.deprecated, false)
+              AND (toLower(x.c.name) IN $words.texts
+                   OR any(a IN coalesce(x.c.aliases, []) WHERE toLower(a) IN $words.texts))
+            | x.c.attack_id] AS guessed
 }
-OPTIONAL MATCH (g)-[:REVOKED_BY]->(r:Group)
-RETURN g.attack_id AS attack_id, g.name AS name, g.aliases AS aliases,
-       g.revoked AS revoked, g.deprecated AS deprecated, r.attack_id AS replaced_by
+// paths: end
+UNWIND candidates AS c
+RETURN c.attack_id AS attack_id, c.name AS name, c.aliases AS aliases, c.revoked AS revoked,
+       c.deprecated AS deprecated, c.replaced_by AS replaced_by
 ORDER BY attack_id

@@ -1,13 +1,54 @@
 // name: profile_group
-// doc: Everything a group's profile shows, in one row: the group's own fields; every technique it is tied to — how we know (direct USES, via its software (its own or its campaigns'), via campaigns attributed to it, with ATT&CK's procedure text and citations), its parent, tactics in matrix order, platforms and the STIX ids of the mitigations that address it (as the load stored them); its software and campaigns (first/last seen); those mitigations (id, name, URL); and the current tactics (to check a tactic filter). For an ATT&CK group, or a cluster of the organisation by STIX id.
-// params: group_id, kinds, domain, platforms, limit
-// example: {"group_id": "G0016", "kinds": ["direct", "software", "campaign"], "domain": "enterprise-attack", "platforms": [], "limit": 1000}
+// doc: Everything a group's profile shows, one row per group: the group's own fields; every technique it is tied to — how we know (direct USES, via its software (its own or its campaigns'), via campaigns attributed to it, with ATT&CK's procedure text and citations), its parent, tactics in matrix order, platforms and the STIX ids of the mitigations that address it (as the load stored them); its software and campaigns (first/last seen); those mitigations (id, name, URL); and the current tactics (to check a tactic filter). For the ATT&CK groups and clusters of the organisation (by STIX id) in group_ids, a row each. The groups may be named by words instead (words: ATT&CK ids, Lucene phrases, lower-case texts): the groups_named block looks them up in the same query, returns the candidates and its guess (candidates, guessed), and the caller resolves the words from the candidates and checks the guess (queries/resolve.py read_for_groups).
+// params: group_ids, words, kinds, domain, platforms, limit
+// example: {"group_ids": [], "words": {"ids": [], "phrases": ["(name:\"cozy bear\" OR aliases_text:\"cozy bear\")"], "texts": ["cozy bear"]}, "kinds": ["direct", "software", "campaign"], "domain": "enterprise-attack", "platforms": [], "limit": 1000}
+// paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, full-text
+// phrases on names and aliases, as queries/resolve.py builds them - looked up in the query that
+// answers for them: one round trip; one definition, copied word for word)
 CALL () {
-  MATCH (g:Group {attack_id: $group_id})
+  CALL () {
+    UNWIND $words.ids AS id
+    MATCH (c:Group {attack_id: id})
+    RETURN c
+    UNION
+    // the group that replaced a revoked one
+    UNWIND $words.ids AS id
+    MATCH (:Group {attack_id: id})-[:REVOKED_BY]->(c:Group)
+    RETURN c
+    UNION
+    UNWIND $words.phrases AS phrase
+    CALL db.index.fulltext.queryNodes('group_text', phrase) YIELD node
+    RETURN node AS c
+  }
+  OPTIONAL MATCH (c)-[:REVOKED_BY]->(r:Group)
+  WITH c, r
+  ORDER BY c.attack_id
+  WITH collect({c: c, replaced_by: r.attack_id}) AS found
+  // candidates: what the caller resolves the words from (queries/resolve.py); guessed: the
+  // groups they resolve to when they are what they look like - an id's group (the group that
+  // replaced it when revoked), a current group whose name or an alias is the words - which the
+  // caller checks against its resolution before it reads the answer
+  RETURN [x IN found | {attack_id: x.c.attack_id, name: x.c.name, aliases: x.c.aliases,
+                        revoked: x.c.revoked, deprecated: x.c.deprecated,
+                        replaced_by: x.replaced_by}] AS candidates,
+         [x IN found WHERE x.c.attack_id IN $words.ids
+            | CASE WHEN x.c.revoked AND x.replaced_by IS NOT NULL THEN x.replaced_by
+                   ELSE x.c.attack_id END]
+         + [x IN found WHERE NOT coalesce(x.c.revoked, false)
+              AND NOT coalesce(x.c.deprecated, false)
+              AND (toLower(x.c.name) IN $words.texts
+                   OR any(a IN coalesce(x.c.aliases, []) WHERE toLower(a) IN $words.texts))
+            | x.c.attack_id] AS guessed
+}
+// paths: end
+CALL (guessed) {
+  MATCH (g:Group)
+  WHERE g.attack_id IN $group_ids + guessed
   RETURN g
   UNION
   // a cluster of the organisation, by STIX id (a dynamic label: no warning before an import)
-  WITH $group_id AS cid
+  UNWIND $group_ids AS cid
+  WITH cid
   WHERE cid STARTS WITH 'intrusion-set--' OR cid STARTS WITH 'threat-actor--'
   CALL (cid) {
     MATCH (g:$('OrgCluster') {stix_id: cid})
@@ -135,4 +176,4 @@ CALL () {
 }
 RETURN coalesce(g.attack_id, g.stix_id) AS group_id, g.name AS name, g.aliases AS aliases,
        g.description AS description, g.url AS url, techniques, software, campaigns, known_tactics,
-       mitigations
+       mitigations, candidates, guessed

@@ -1,7 +1,46 @@
 // name: telemetry_plan
-// doc: What a telemetry plan reads, in one row: the techniques of a threat model (as gap_analysis: a set of groups and clusters of the organisation, by STIX id; directly, through campaigns, optionally through software; filtered by domain and platforms, lower-case), each with the actors that use it; the inventory's name (null when there is none) and the releases loaded; how many of the inventory's rules cover each technique fully and partly (coverage_stored false when a release was loaded since: coverage_rules_for_techniques counts them then); and the v18 and v17 telemetry the release load stored on each technique no rule covers fully (as telemetry_sources gives it for every platform, as one JSON text).
-// params: group_ids, kinds, domain, platforms, inventory
-// example: {"group_ids": ["G0016", "G0007"], "kinds": ["direct", "campaign"], "domain": "enterprise-attack", "platforms": [], "inventory": "example"}
+// doc: What a telemetry plan reads, in one row: the techniques of a threat model (as gap_analysis: a set of groups and clusters of the organisation, by STIX id; directly, through campaigns, optionally through software; filtered by domain and platforms, lower-case), each with the actors that use it; the inventory's name (null when there is none) and the releases loaded; how many of the inventory's rules cover each technique fully and partly (coverage_stored false when a release was loaded since: coverage_rules_for_techniques counts them then); and the v18 and v17 telemetry the release load stored on each technique no rule covers fully (as telemetry_sources gives it for every platform, as one JSON text). The groups may be named by words instead (words: ATT&CK ids, Lucene phrases, lower-case texts): the groups_named block looks them up in the same query, returns the candidates and its guess (candidates, guessed), and the caller resolves the words from the candidates and checks the guess (queries/resolve.py read_for_groups).
+// params: group_ids, words, kinds, domain, platforms, inventory
+// example: {"group_ids": ["G0016", "G0007"], "words": {"ids": [], "phrases": ["(name:\"cozy bear\" OR aliases_text:\"cozy bear\")"], "texts": ["cozy bear"]}, "kinds": ["direct", "campaign"], "domain": "enterprise-attack", "platforms": [], "inventory": "example"}
+// paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, full-text
+// phrases on names and aliases, as queries/resolve.py builds them - looked up in the query that
+// answers for them: one round trip; one definition, copied word for word)
+CALL () {
+  CALL () {
+    UNWIND $words.ids AS id
+    MATCH (c:Group {attack_id: id})
+    RETURN c
+    UNION
+    // the group that replaced a revoked one
+    UNWIND $words.ids AS id
+    MATCH (:Group {attack_id: id})-[:REVOKED_BY]->(c:Group)
+    RETURN c
+    UNION
+    UNWIND $words.phrases AS phrase
+    CALL db.index.fulltext.queryNodes('group_text', phrase) YIELD node
+    RETURN node AS c
+  }
+  OPTIONAL MATCH (c)-[:REVOKED_BY]->(r:Group)
+  WITH c, r
+  ORDER BY c.attack_id
+  WITH collect({c: c, replaced_by: r.attack_id}) AS found
+  // candidates: what the caller resolves the words from (queries/resolve.py); guessed: the
+  // groups they resolve to when they are what they look like - an id's group (the group that
+  // replaced it when revoked), a current group whose name or an alias is the words - which the
+  // caller checks against its resolution before it reads the answer
+  RETURN [x IN found | {attack_id: x.c.attack_id, name: x.c.name, aliases: x.c.aliases,
+                        revoked: x.c.revoked, deprecated: x.c.deprecated,
+                        replaced_by: x.replaced_by}] AS candidates,
+         [x IN found WHERE x.c.attack_id IN $words.ids
+            | CASE WHEN x.c.revoked AND x.replaced_by IS NOT NULL THEN x.replaced_by
+                   ELSE x.c.attack_id END]
+         + [x IN found WHERE NOT coalesce(x.c.revoked, false)
+              AND NOT coalesce(x.c.deprecated, false)
+              AND (toLower(x.c.name) IN $words.texts
+                   OR any(a IN coalesce(x.c.aliases, []) WHERE toLower(a) IN $words.texts))
+            | x.c.attack_id] AS guessed
+}
+// paths: end
 CALL () {
   OPTIONAL MATCH (i:Inventory {name: $inventory})
   RETURN i.name AS inventory, i.releases AS inventory_releases
@@ -11,11 +50,11 @@ CALL () {
   WITH r ORDER BY r.domain
   RETURN collect({domain: r.domain, version: r.version}) AS releases
 }
-CALL () {
+CALL (guessed) {
   // the threat model: the same paths as coverage_threat_model
-  CALL () {
+  CALL (guessed) {
     MATCH (g:Group)
-    WHERE g.attack_id IN $group_ids AND NOT g.revoked AND NOT g.deprecated
+    WHERE g.attack_id IN $group_ids + guessed AND NOT g.revoked AND NOT g.deprecated
     RETURN g, g.attack_id AS gid
     UNION
     // clusters of the organisation, by STIX id (a dynamic label: no warning before an import)
@@ -102,4 +141,5 @@ RETURN inventory, inventory_releases, releases,
        [x IN found | {technique_id: x.technique_id, actors: x.actors}] AS techniques,
        coverage_stored, coverage,
        [x IN found WHERE NOT x.technique_id IN covered_ids
-        | {technique_id: x.technique_id, telemetry: x.node.rank_telemetry}] AS telemetry
+        | {technique_id: x.technique_id, telemetry: x.node.rank_telemetry}] AS telemetry,
+       candidates, guessed
