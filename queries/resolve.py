@@ -166,23 +166,21 @@ def group_words(texts: list[str]) -> dict[str, list[str]]:
     inside a phrase), up to :data:`PHRASES_A_QUERY` texts a full-text query, and the texts as
     names are compared (``texts``). Texts ``resolve`` refuses are left out: it names them."""
     ids: list[str] = []
-    phrases: list[str] = []
+    named: list[str] = []
     for text in texts:
         if not isinstance(text, str) or not text.strip() or len(text) > 200:
             continue
         if GROUP_ID.match(text.strip()):
             ids.append(text.strip().upper())
         else:
-            phrase = norm(text).replace("\\", "\\\\").replace('"', '\\"')
-            phrases.append(f'name:"{phrase}" OR aliases_text:"{phrase}"')
+            named.append(norm(text))
+    phrases = [
+        f'name:"{p}" OR aliases_text:"{p}"'
+        for p in (t.replace("\\", "\\\\").replace('"', '\\"') for t in named)
+    ]
     queries = [
         " OR ".join(f"({p})" for p in phrases[i : i + PHRASES_A_QUERY])
         for i in range(0, len(phrases), PHRASES_A_QUERY)
-    ]
-    named = [
-        norm(t)
-        for t in texts
-        if isinstance(t, str) and t.strip() and len(t) <= 200 and not GROUP_ID.match(t.strip())
     ]
     return {"ids": ids, "phrases": queries, "texts": named}
 
