@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from .cache import ACTOR_SCOPES, ATTACK, cached_answer
 from .catalog import Q
-from .errors import Conflict, InvalidInput
+from .errors import Conflict, InvalidInput, NotFound
 from .graph import Graph
 from .kinds import PathKind, path_kinds
 from .resolve import Resolved, read_for_groups, resolve_group
@@ -244,7 +244,9 @@ def profile_group(
         platforms=platforms or [],
         limit=limit,
     )
-    row = next(r for r in rows if r["group_id"] == resolved.attack_id)
+    row = next((r for r in rows if r["group_id"] == resolved.attack_id), None)
+    if row is None:  # gone between the two reads (a cluster's source deleted meanwhile)
+        raise NotFound(f"no group {resolved.attack_id!r}")
     return shape_profile(
         row, graph=graph, resolved=resolved, kinds=kinds, platforms=platforms, domain=dom,
         tactic=tactic, rollup=rollup, limit=limit,
