@@ -145,11 +145,10 @@ def gap_analysis(
 @dataclass(frozen=True)
 class ThreatModel:
     """A threat model held against an inventory, checked and resolved: the actors, the
-    parameters of the queries that read it (``gap_analysis``, ``telemetry_plan``) and the
-    filters an answer reports."""
+    inventory's name and the filters an answer reports."""
 
     refs: list[ActorRef]
-    params: dict[str, Any]
+    inventory: str
     filters: dict[str, Any]
 
     @classmethod
@@ -187,7 +186,7 @@ class ThreatModel:
             raise
         model = cls(
             refs=refs,
-            params={"group_ids": [a.group_id for a in refs], **params},
+            inventory=inventory.strip(),
             filters={
                 "platforms": plats,
                 "domain": dom,
@@ -201,7 +200,7 @@ class ThreatModel:
         """technique id -> the inventory's rules on it, from the query's ``row``: as the import
         stored them, or (a release was loaded since) computed from the rules' COVERS edges."""
         if row["inventory"] is None:
-            check_inventory(graph, self.params["inventory"])
+            check_inventory(graph, self.inventory)
         if row["coverage_stored"]:
             return {r["technique_id"]: r for r in row["coverage"]}
         return _inventory_rules(

@@ -98,7 +98,7 @@ def shape_telemetry(
         releases,
         model.filters["domain"],
     )
-    v18, v17 = stored_telemetry(row["telemetry"], set(weight), model.params["platforms"])
+    v18, v17 = stored_telemetry(row["telemetry"], set(weight), model.filters["platforms"])
     reach: dict[str, set[str]] = defaultdict(set)
     kind: dict[str, str] = {}
     dcs: dict[str, set[str]] = defaultdict(set)
