@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 
 from . import floors
-from .common import ENTERPRISE, REPO, free_port, summary
+from .common import ENTERPRISE, REPO, described, free_port, summary
 
 CORPORA = Path(os.environ.get("TTPGRAPH_CORPORA_DIR", REPO.parent / "shared" / "corpora"))
 SIGMA = CORPORA / "sigma"
@@ -65,9 +65,11 @@ def timed(fn: Callable[[], Any], runs: int, warmup: int = 2) -> dict[str, float]
 
 
 def timed_pair(
-    a: Callable[[], Any], b: Callable[[], Any], runs: int, warmup: int = 2
+    a: Callable[[], Any], b: Callable[[], Any], runs: int, warmup: int = 20
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """``timed`` for two calls taking turns."""
+    """``timed`` for two calls taking turns, after ``warmup`` turns each: Neo4j's JVM compiles
+    a query's hot paths after some executions, and a server that has only loaded and imported
+    has not run these reads yet (the first answers after a start are measured on their own)."""
     for _ in range(warmup):
         a()
         b()
@@ -482,7 +484,7 @@ def cli_wall(inst: Instance, runs: int) -> dict[str, tuple[float, float]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--loads", type=int, default=3, help="warm loads (median)")
     ap.add_argument("--peer-runs", type=int, default=3)

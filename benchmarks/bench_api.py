@@ -43,7 +43,7 @@ from api.auth import KeyStore
 from loader.load import load_file
 from queries.graph import Graph
 
-from .common import ENTERPRISE, REPO, bench_server, free_port
+from .common import ENTERPRISE, REPO, bench_server, described, free_port
 
 PROFILE = "/api/v1/groups/APT29/profile"
 COMPARE = "/api/v1/compare?" + urlencode(
@@ -219,7 +219,7 @@ def find_gap_analysis(
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     ap.add_argument("--slow-duration", type=float, default=20.0,
                     help="seconds per measurement without caches")  # fmt: skip

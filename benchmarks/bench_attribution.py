@@ -36,7 +36,7 @@ from queries import intel  # noqa: E402
 from queries.graph import Graph  # noqa: E402
 from queries.settings import Settings  # noqa: E402
 
-from .common import ENTERPRISE, bench_server, summary  # noqa: E402
+from .common import ENTERPRISE, bench_server, described, summary  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "intel"
 
@@ -190,7 +190,7 @@ def run(graph: Graph, *, trials: int, seed: int, runs: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--runs", type=int, default=30, help="latency samples")

@@ -31,7 +31,7 @@ from queries import coverage as C
 from queries.catalog import Q
 from queries.graph import Graph
 
-from .common import ENTERPRISE, REPO, bench_server, free_port, summary
+from .common import ENTERPRISE, REPO, bench_server, described, free_port, summary
 
 CORPORA = Path(os.environ.get("TTPGRAPH_CORPORA_DIR", REPO.parent / "shared" / "corpora"))
 SIGMA = CORPORA / "sigma"
@@ -132,7 +132,7 @@ def mitre_peer(covered: set[str]) -> Callable[[], Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--imports", type=int, default=3)
     args = ap.parse_args()

@@ -32,7 +32,7 @@ from api.auth import KeyStore
 from loader.load import load_file
 from queries.graph import Graph
 
-from .common import ENTERPRISE, REPO, bench_server, free_port
+from .common import ENTERPRISE, REPO, bench_server, described, free_port
 
 SLOW = (
     "MATCH (a:Technique), (b:Technique), (c:Technique) "
@@ -210,7 +210,7 @@ def parser_figures() -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--timeout", type=float, default=5.0, help="TTPGRAPH_CYPHER_TIMEOUT (s)")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of 10 requests at once")
     ap.add_argument("--max-concurrent", type=int, default=4,

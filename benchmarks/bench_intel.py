@@ -32,7 +32,7 @@ from queries import intel as I
 from queries.errors import NotFound
 from queries.graph import Graph
 
-from .common import ENTERPRISE, bench_server, server_cpu_seconds
+from .common import ENTERPRISE, bench_server, described, server_cpu_seconds
 from .synthetic import size, write_intel_bundle
 
 IMPORTER = """
@@ -78,7 +78,7 @@ def timed(fn: Callable[[], Any], runs: int, warmup: int = 5) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--sizes", default="1k,10k,100k,1M")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--heap", default="3g")

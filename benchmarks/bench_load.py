@@ -18,7 +18,7 @@ import time
 
 from queries.graph import Graph
 
-from .common import ENTERPRISE, bench_server, summary
+from .common import ENTERPRISE, bench_server, described, summary
 
 LOADER = """
 import json, resource, sys, time
@@ -52,7 +52,7 @@ def run_py(code: str, *args: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     with bench_server() as settings:

@@ -31,7 +31,7 @@ from loader.inventory.importer import import_inventory
 from loader.load import load_file
 from queries.graph import Graph
 
-from .common import ENTERPRISE, REPO, bench_server, free_port
+from .common import ENTERPRISE, REPO, bench_server, described, free_port
 
 CHROMIUM = os.environ.get("TTPGRAPH_CHROMIUM", "/usr/bin/chromium")
 ART_CSV = (
@@ -108,7 +108,7 @@ def serve(settings: Any) -> tuple[Any, threading.Thread, str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--runs", type=int, default=7, help="loads per view (the first is left out)")
     ap.add_argument("--url", help="an API already serving the data (no key): skip the set-up")
     ap.add_argument("--inventory", default="art", help="with --url: the inventory to use")

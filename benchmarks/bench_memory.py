@@ -18,7 +18,7 @@ import sys
 
 from queries.graph import Graph
 
-from .common import ATTACK, ENTERPRISE, bench_server
+from .common import ATTACK, ENTERPRISE, bench_server, described
 
 MOBILE = ATTACK / "mobile-attack-18.1.json"
 ICS = ATTACK / "ics-attack-18.1.json"
@@ -85,7 +85,7 @@ def run_py(code: str, *args: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     three = [str(ENTERPRISE), str(MOBILE), str(ICS)]

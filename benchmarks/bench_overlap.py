@@ -26,6 +26,7 @@ import networkx as nx
 
 from queries.overlap import Metric, build_network, overlap_pairs
 
+from .common import described
 from .synthetic import actor_sets
 
 
@@ -51,7 +52,7 @@ def timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--sizes", default="169,2000,10000")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--threshold", type=float, default=0.2)

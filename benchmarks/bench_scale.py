@@ -44,7 +44,7 @@ from queries.graph import Graph
 from queries.kinds import path_kinds
 from queries.settings import Settings
 
-from .common import ENTERPRISE, bench_server
+from .common import ENTERPRISE, bench_server, described
 from .synthetic import size, write_inventory_csv
 
 ACTORS = ["APT29", "APT28", "FIN7", "Lazarus Group", "Wizard Spider"]
@@ -147,7 +147,7 @@ def _ms(value: float | str) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=described(__doc__))
     ap.add_argument("--sizes", default="1k,10k,100k,1M")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--heap", default="3g")

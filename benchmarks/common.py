@@ -21,6 +21,11 @@ ENTERPRISE = ATTACK / "enterprise-attack-18.1.json"
 _SERVERS: dict[str, srv.ServerConfig] = {}
 
 
+def described(doc: str | None) -> str:
+    """A benchmark's ``--help`` description: its docstring's first paragraph, as one line."""
+    return " ".join((doc or "").split("\n\n")[0].split())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
