@@ -1,5 +1,5 @@
 // name: profile_group
-// doc: Everything a group's profile shows, one row per group: the group's own fields; every technique it is tied to — how we know (direct USES, via its software (its own or its campaigns'), via campaigns attributed to it, with ATT&CK's procedure text and citations), its parent, tactics in matrix order, platforms and the STIX ids of the mitigations that address it (as the load stored them); its software and campaigns (first/last seen); those mitigations (id, name, URL); and the current tactics (to check a tactic filter). For the ATT&CK groups and clusters of the organisation (by STIX id) in group_ids, a row each. The groups may be named by words instead (words: ATT&CK ids, Lucene phrases, lower-case texts): the groups_named block looks them up in the same query, returns the candidates and its guess (candidates, guessed), and the caller resolves the words from the candidates and checks the guess (queries/resolve.py read_for_groups).
+// doc: Everything a group's profile shows, one row per group: the group's own fields; every technique it is tied to — how we know (direct USES, via its software (its own or its campaigns'), via campaigns attributed to it, with ATT&CK's procedure text and citations), its parent, tactics in matrix order, platforms and the STIX ids of the mitigations that address it (as the load stored them); its software and campaigns (first/last seen); and those mitigations (id, name, URL). For the ATT&CK groups and clusters of the organisation (by STIX id) in group_ids, a row each. The groups may be named by words instead (words: ATT&CK ids, Lucene phrases, lower-case texts): the groups_named block looks them up in the same query, returns the candidates and its guess (candidates, guessed), and the caller resolves the words from the candidates and checks the guess (queries/resolve.py read_for_groups).
 // params: group_ids, words, kinds, domain, platforms, limit
 // example: {"group_ids": [], "words": {"ids": [], "phrases": ["(name:\"cozy bear\" OR aliases_text:\"cozy bear\")"], "texts": ["cozy bear"]}, "kinds": ["direct", "software", "campaign"], "domain": "enterprise-attack", "platforms": [], "limit": 1000}
 // paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, full-text
@@ -109,8 +109,7 @@ CALL (g) {
     technique_id: t.attack_id, name: t.name, is_subtechnique: t.is_subtechnique,
     parent_id: t.rank_parent_id, parent_name: t.rank_parent_name, tactics: t.rank_tactics,
     tactic_names: t.rank_tactic_names, tactic_orders: t.rank_tactic_orders, platforms: t.platforms,
-    domains: t.domains, url: t.url,
-    evidence: evidence, mitigation_ids: t.rank_mitigation_ids
+    url: t.url, evidence: evidence, mitigation_ids: t.rank_mitigation_ids
   }) AS techniques
 }
 CALL (g) {
@@ -169,11 +168,6 @@ CALL (techniques) {
   RETURN collect({stix_id: mid, mitigation_id: m.attack_id, name: m.name, url: m.url})
          AS mitigations
 }
-CALL () {
-  MATCH (:Matrix)-[:HAS_TACTIC]->(ta:Tactic)
-  WHERE NOT ta.revoked AND NOT ta.deprecated
-  RETURN collect(DISTINCT {shortname: ta.shortname, name: ta.name}) AS known_tactics
-}
 RETURN coalesce(g.attack_id, g.stix_id) AS group_id, g.name AS name, g.aliases AS aliases,
-       g.description AS description, g.url AS url, techniques, software, campaigns, known_tactics,
-       mitigations, candidates, guessed
+       g.description AS description, g.url AS url, techniques, software, campaigns, mitigations,
+       candidates, guessed
