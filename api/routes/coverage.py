@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path as FsPath
 from typing import Annotated, Any
@@ -30,7 +31,7 @@ from queries.errors import InvalidInput, NotFound
 from queries.technique_index import Crosswalk
 
 from ..archives import extract_archive, is_archive
-from ..deps import ActorList, CursorQuery, GraphDep, paginate
+from ..deps import ActorList, CursorQuery, GraphDep, model_response, paginate
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"], responses=PROBLEM_RESPONSES)
@@ -86,31 +87,33 @@ class Deleted(BaseModel):
 # ---------------------------------------------------------------- the threat model
 
 
+@dataclass(frozen=True)
 class ThreatModel:
-    """The query parameters every analysis shares."""
+    """The query parameters every analysis shares, as the services' keyword arguments."""
 
-    def __init__(
-        self,
-        actor: ActorList,
-        inventory: Annotated[str, Query(min_length=1, max_length=100)],
-        platform: Annotated[
-            list[str] | None, Query(description="e.g. Windows, Linux (repeat)")
-        ] = None,
-        domain: Annotated[
-            str | None,
-            Query(
-                description="enterprise, mobile or ics",
-                pattern="^(enterprise|mobile|ics)(-attack)?$",
-            ),
-        ] = None,
-        include_software: Annotated[
-            bool, Query(description="add the techniques of the actors' software")
-        ] = False,
-        partial_covered: Annotated[
-            bool, Query(description="count parent/sub-technique coverage as covered")
-        ] = False,
-    ) -> None:
-        self.kwargs: dict[str, Any] = {
+    kwargs: dict[str, Any]
+
+
+async def threat_model(
+    actor: ActorList,
+    inventory: Annotated[str, Query(min_length=1, max_length=100)],
+    platform: Annotated[list[str] | None, Query(description="e.g. Windows, Linux (repeat)")] = None,
+    domain: Annotated[
+        str | None,
+        Query(
+            description="enterprise, mobile or ics",
+            pattern="^(enterprise|mobile|ics)(-attack)?$",
+        ),
+    ] = None,
+    include_software: Annotated[
+        bool, Query(description="add the techniques of the actors' software")
+    ] = False,
+    partial_covered: Annotated[
+        bool, Query(description="count parent/sub-technique coverage as covered")
+    ] = False,
+) -> ThreatModel:
+    return ThreatModel(
+        {
             "actors": C.parse_actor_args(actor),
             "inventory": inventory,
             "platforms": platform,
@@ -118,14 +121,10 @@ class ThreatModel:
             "include_software": include_software,
             "partial_counts_as_covered": partial_covered,
         }
+    )
 
 
-TM = Annotated[ThreatModel, Depends()]
-
-
-def _json(model: BaseModel) -> Response:
-    # Serialised once by pydantic's core; FastAPI would validate the big answer again.
-    return Response(model.model_dump_json(), media_type="application/json")
+TM = Annotated[ThreatModel, Depends(threat_model)]
 
 
 # ---------------------------------------------------------------- inventories
@@ -283,7 +282,7 @@ def get_inventory_coverage(
     name: InventoryPath,
     domain: Annotated[str | None, Query(pattern="^(enterprise|mobile|ics)(-attack)?$")] = None,
 ) -> Response:
-    return _json(C.inventory_coverage(graph, inventory=name, domain=domain))
+    return model_response(C.inventory_coverage(graph, inventory=name, domain=domain))
 
 
 # ---------------------------------------------------------------- analyses
@@ -295,7 +294,7 @@ def get_inventory_coverage(
     response_model=C.GapAnalysis,
 )
 def gaps(graph: GraphDep, tm: TM) -> Response:
-    return _json(C.gap_analysis(graph, **tm.kwargs))
+    return model_response(C.gap_analysis(graph, **tm.kwargs))
 
 
 @router.get(
@@ -312,7 +311,7 @@ def telemetry(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> Response:
-    return _json(
+    return model_response(
         C.prioritize_telemetry(graph, **tm.kwargs, level=level, collected=collected, limit=limit)
     )
 
@@ -332,7 +331,7 @@ def plan(
     result = P.remediation_plan(graph, **tm.kwargs, per_tier=per_tier)
     if format == PlanFormat.yaml:
         return PlainTextResponse(P.plan_yaml(result), media_type="application/yaml")
-    return _json(result)
+    return model_response(result)
 
 
 @router.get(
@@ -348,7 +347,8 @@ def emulation(
     root = find_atomics_dir()
     if root is None:
         raise NotFound("no Atomic Red Team index on this server: set TTPGRAPH_ATOMICS_DIR")
-    return _json(P.emulation_plan(graph, **tm.kwargs, atomics=read_index(root), limit=limit))
+    plan = P.emulation_plan(graph, **tm.kwargs, atomics=read_index(root), limit=limit)
+    return model_response(plan)
 
 
 @router.get(
@@ -373,4 +373,4 @@ def report_response(result: P.AssessmentReport, format: ReportFormat) -> Respons
         return PlainTextResponse(P.render_markdown(result), media_type="text/markdown")
     if format == ReportFormat.text:
         return PlainTextResponse(P.render_text(result))
-    return _json(result)
+    return model_response(result)
