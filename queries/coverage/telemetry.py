@@ -126,17 +126,22 @@ def shape_telemetry(
     steps: list[TelemetryStep] = []
     covered = covered_now
     while remaining and len(steps) < limit and reach:
-        best = min(
-            reach,
-            key=lambda s: (
-                -sum(weight[t] for t in reach[s] & remaining),
-                -len(reach[s] & remaining),
-                s,
-            ),
-        )
-        gained = sorted(reach[best] & remaining)
-        if not gained:
+        # the most actor weight gained, then the most techniques, then the name; a source that
+        # gains nothing now never will (what remains only shrinks)
+        best: str | None = None
+        best_key: tuple[float, int, str] = (0.0, 0, "")
+        gains: set[str] = set()
+        for src in list(reach):
+            gain = reach[src] & remaining
+            if not gain:
+                del reach[src]
+                continue
+            key = (-sum(weight[t] for t in gain), -len(gain), src)
+            if best is None or key < best_key:
+                best, best_key, gains = src, key, gain
+        if best is None:
             break
+        gained = sorted(gains)
         remaining -= set(gained)
         before = covered
         covered += len(gained)
