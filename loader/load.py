@@ -31,7 +31,8 @@ DEFAULT_DOMAINS = ("enterprise-attack", "mobile-attack", "ics-attack")
 # 2: techniques carry their ranking facts (loader.technique_facts).
 # 3: groups carry their technique ids by path kinds (loader.technique_facts).
 # 4: techniques carry their telemetry and mitigations (loader.technique_facts).
-LOAD_FORMAT = 4
+# 5: groups carry their name as analysts' words are compared (name_key, loader.stix).
+LOAD_FORMAT = 5
 
 
 @dataclass

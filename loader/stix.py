@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from queries.resolve import norm
+
 # STIX type -> node labels. The first label is the primary one; every ATT&CK node also carries
 # ``AttackObject`` so that relationships can be written by stix_id across types.
 NODE_LABELS: dict[str, tuple[str, ...]] = {
@@ -465,6 +467,9 @@ def to_rows(
             props["aliases"] = obj.get("x_mitre_aliases") or [obj["name"]]
         if "aliases" in props:
             props["aliases_text"] = " ".join(props["aliases"])
+        if otype == "intrusion-set":
+            # the name as analysts' words are compared: a group named so is an index seek away
+            props["name_key"] = norm(obj["name"])
         rows.nodes.setdefault(labels, []).append(props)
 
     if require_attack_object and not has_attack_object:

@@ -60,6 +60,7 @@ SCHEMA: list[str] = [
     "CREATE INDEX technique_name IF NOT EXISTS FOR (n:Technique) ON (n.name)",
     "CREATE INDEX tactic_shortname IF NOT EXISTS FOR (n:Tactic) ON (n.shortname)",
     "CREATE INDEX log_source_name IF NOT EXISTS FOR (n:LogSource) ON (n.name)",
+    "CREATE INDEX group_name_key IF NOT EXISTS FOR (n:Group) ON (n.name_key)",
     "CREATE FULLTEXT INDEX group_text IF NOT EXISTS FOR (n:Group) "
     "ON EACH [n.name, n.aliases_text, n.description]",
     # A load takes its lock first: the lock's constraint, created by the first lock ever,

@@ -153,18 +153,16 @@ def read_for_groups(
     return resolved, graph.read(query, group_ids=ids, words=NO_WORDS, **params)
 
 
-PHRASES_A_QUERY = 100
-"""Texts looked up in one full-text query (two Lucene clauses each; Lucene refuses a query of
-more than 1,024): one query for several texts costs about what one text's does."""
-
 NO_WORDS: dict[str, list[str]] = {"ids": [], "phrases": [], "texts": []}
 
 
 def group_words(texts: list[str]) -> dict[str, list[str]]:
     """The ``words`` parameter of the queries carrying the ``groups_named`` block: ATT&CK ids,
-    and for the rest Lucene phrases on names and aliases (only ``\\`` and ``"`` mean something
-    inside a phrase), up to :data:`PHRASES_A_QUERY` texts a full-text query, and the texts as
-    names are compared (``texts``). Texts ``resolve`` refuses are left out: it names them."""
+    the other texts as names are compared (``texts``: :func:`norm`, which the loads store on
+    each group as ``name_key``), and for each of those a Lucene phrase on names and aliases
+    (``phrases``; only ``\\`` and ``"`` mean something inside a phrase), which the block looks
+    up only for a text that is not one current group's name. Texts ``resolve`` refuses are
+    left out: it names them."""
     ids: list[str] = []
     named: list[str] = []
     for text in texts:
@@ -175,14 +173,10 @@ def group_words(texts: list[str]) -> dict[str, list[str]]:
         else:
             named.append(norm(text))
     phrases = [
-        f'name:"{p}" OR aliases_text:"{p}"'
+        f'(name:"{p}" OR aliases_text:"{p}")'
         for p in (t.replace("\\", "\\\\").replace('"', '\\"') for t in named)
     ]
-    queries = [
-        " OR ".join(f"({p})" for p in phrases[i : i + PHRASES_A_QUERY])
-        for i in range(0, len(phrases), PHRASES_A_QUERY)
-    ]
-    return {"ids": ids, "phrases": queries, "texts": named}
+    return {"ids": ids, "phrases": phrases, "texts": named}
 
 
 def _group_or_cluster(graph: Graph, rows: list[dict[str, Any]], text: str) -> Resolved:

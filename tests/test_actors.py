@@ -513,8 +513,9 @@ def test_questions_resolve_their_words_in_the_query_that_answers(
 ) -> None:
     """A question about groups named by words (compare, profile, gaps, telemetry) resolves them
     exactly as ``resolve_group`` does, in its own query when the words are what they look like
-    (an id, a current group's name or its own alias: one round trip), and asks again with the
-    ids when they are not (a name that is another group's alias too)."""
+    (an id, a current group's name - even one that is another group's alias too - or its own
+    alias: one round trip); it asks again with the ids when they are not (a cluster of the
+    organisation: tests/test_intel.py)."""
     groups = _current_groups(SESSION_BUNDLES)
     owners = _names_and_aliases()
     plain = [g for g in groups]  # ids, as given and lower-case
@@ -537,14 +538,15 @@ def test_questions_resolve_their_words_in_the_query_that_answers(
     resolved, _ = read_for_groups(graph, Q.compare_groups, revoked, **params)
     assert resolved == [expected[t] for t in revoked] and all(r.note for r in resolved)
     assert len(seen) == 1
-    # A name that is one group's and another's alias means the named group: the query's guess
-    # (both) is not what resolving gives, so it is asked again with the ids.
+    # A name that is one group's and another's alias means the named group, which its name_key
+    # finds alone: the query's guess is that group, so one round trip (before name_key the
+    # full-text lookup found both, and the question was asked again with the id).
     by_name = {o["name"].strip().lower(): g for g, o in groups.items()}
     clash = next(n for n, gs in owners.items() if len(gs) > 1 and n in by_name)
     seen.clear()
     p = profile_group(graph, group=clash, kinds=[PathKind.direct])
     assert p.group_id == by_name[clash] == resolve_group(graph, clash).attack_id
-    assert len([q for q in seen if q == Q.profile_group]) == 2
+    assert len([q for q in seen if q == Q.profile_group]) == 1
     # words no group answers to fail as resolve_group fails
     for text in ["APT 29", "G9999"]:
         with pytest.raises(NotFound) as info:

@@ -91,6 +91,25 @@ def test_revoked_and_deprecated_are_kept_and_flagged(graph: Graph) -> None:
     assert all(r["flagged"] for r in rows)
 
 
+def test_groups_carry_their_name_as_words_are_compared(graph: Graph) -> None:
+    """Every group of the three domains, revoked and deprecated ones too, stores its name
+    trimmed, lower-cased and with white space collapsed (``name_key``: what an analyst's words
+    are looked up by), and the index that finds it is online."""
+    expected = {
+        o["id"]: " ".join(o["name"].lower().split())
+        for bundle in (ENTERPRISE, MOBILE, ICS)
+        for o in objects(bundle)
+        if o["type"] == "intrusion-set"
+    }
+    rows = graph.read("MATCH (g:Group) RETURN g.stix_id AS id, g.name_key AS key")
+    assert {r["id"]: r["key"] for r in rows if r["id"] in expected} == expected
+    index = graph.read(
+        "SHOW INDEXES YIELD name, state, labelsOrTypes, properties "
+        "WHERE name = 'group_name_key' RETURN state, labelsOrTypes, properties"
+    )
+    assert index == [{"state": "ONLINE", "labelsOrTypes": ["Group"], "properties": ["name_key"]}]
+
+
 def test_tactics_come_from_kill_chain_phases(graph: Graph) -> None:
     """T1055.011 sits in two tactics in 18.1; every technique's tactics match its phases."""
     objs = objects(ENTERPRISE)

@@ -2,9 +2,10 @@
 // doc: For the given groups (clusters of the organisation by STIX id too), in one row: the techniques each uses (by the given path kinds: direct, campaign, software — the group's own and its campaigns'; the actor_techniques block), and each technique's name, parent, tactics (in matrix order, as the load stored them on the technique) and platforms, as technique_details gives them. The groups may be named by words instead (words: ATT&CK ids, Lucene phrases, lower-case texts): the groups_named block looks them up in the same query, returns the candidates and its guess (candidates, guessed), and the caller resolves the words from the candidates and checks the guess (queries/resolve.py read_for_groups).
 // params: group_ids, words, kinds, domain
 // example: {"group_ids": ["G0016", "G0007"], "words": {"ids": [], "phrases": ["(name:\"cozy bear\" OR aliases_text:\"cozy bear\")"], "texts": ["cozy bear"]}, "kinds": ["direct", "campaign"], "domain": null}
-// paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, full-text
-// phrases on names and aliases, as queries/resolve.py builds them - looked up in the query that
-// answers for them: one round trip; one definition, copied word for word)
+// paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, names by
+// their name_key, full-text phrases on names and aliases, as queries/resolve.py builds them -
+// looked up in the query that answers for them: one round trip; one definition, copied word for
+// word)
 CALL () {
   CALL () {
     UNWIND $words.ids AS id
@@ -16,7 +17,24 @@ CALL () {
     MATCH (:Group {attack_id: id})-[:REVOKED_BY]->(c:Group)
     RETURN c
     UNION
-    UNWIND $words.phrases AS phrase
+    // a text that is a group's name as names are compared (name_key: trimmed, lower-case,
+    // white space collapsed)
+    UNWIND $words.texts AS text
+    MATCH (c:Group {name_key: text})
+    RETURN c
+    UNION
+    // the texts that are not one current group's name (aliases, shared names, misspellings,
+    // a graph loaded before name_key) by full-text phrase (words.phrases: one per text) on
+    // names and aliases, 100 texts a Lucene query (2 clauses each; Lucene takes 1,024)
+    WITH [i IN range(0, size($words.texts) - 1)
+          WHERE COUNT { MATCH (g:Group {name_key: $words.texts[i]})
+                        WHERE NOT coalesce(g.revoked, false)
+                          AND NOT coalesce(g.deprecated, false) } <> 1
+          | $words.phrases[i]] AS rest
+    WHERE size(rest) > 0  // range(0, -1, 100) is [0]
+    UNWIND range(0, size(rest) - 1, 100) AS k
+    WITH reduce(q = '', p IN rest[k..k + 100] | q + CASE q WHEN '' THEN '' ELSE ' OR ' END + p)
+         AS phrase
     CALL db.index.fulltext.queryNodes('group_text', phrase) YIELD node
     RETURN node AS c
   }

@@ -1,10 +1,11 @@
 // name: group_lookup
-// doc: The groups an analyst's words may name, through indexes: by ATT&CK id (with the group that replaced a revoked one) and by full-text phrase on names and aliases (Lucene phrases, e.g. name:"cozy bear" OR aliases_text:"cozy bear"). A superset of the exact matches, which the caller picks (queries/resolve.py). The queries that answer for groups named by words carry the same lookup (the groups_named block).
+// doc: The groups an analyst's words may name, through indexes: by ATT&CK id (with the group that replaced a revoked one), by name (name_key: as names are compared) and, for the texts that are not one current group's name, by full-text phrase on names and aliases (Lucene phrases, one per text, e.g. name:"cozy bear" OR aliases_text:"cozy bear"). A superset of the exact matches, which the caller picks (queries/resolve.py). The queries that answer for groups named by words carry the same lookup (the groups_named block).
 // params: words
 // example: {"words": {"ids": [], "phrases": ["(name:\"cozy bear\" OR aliases_text:\"cozy bear\")"], "texts": ["cozy bear"]}}
-// paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, full-text
-// phrases on names and aliases, as queries/resolve.py builds them - looked up in the query that
-// answers for them: one round trip; one definition, copied word for word)
+// paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, names by
+// their name_key, full-text phrases on names and aliases, as queries/resolve.py builds them -
+// looked up in the query that answers for them: one round trip; one definition, copied word for
+// word)
 CALL () {
   CALL () {
     UNWIND $words.ids AS id
@@ -16,7 +17,24 @@ CALL () {
     MATCH (:Group {attack_id: id})-[:REVOKED_BY]->(c:Group)
     RETURN c
     UNION
-    UNWIND $words.phrases AS phrase
+    // a text that is a group's name as names are compared (name_key: trimmed, lower-case,
+    // white space collapsed)
+    UNWIND $words.texts AS text
+    MATCH (c:Group {name_key: text})
+    RETURN c
+    UNION
+    // the texts that are not one current group's name (aliases, shared names, misspellings,
+    // a graph loaded before name_key) by full-text phrase (words.phrases: one per text) on
+    // names and aliases, 100 texts a Lucene query (2 clauses each; Lucene takes 1,024)
+    WITH [i IN range(0, size($words.texts) - 1)
+          WHERE COUNT { MATCH (g:Group {name_key: $words.texts[i]})
+                        WHERE NOT coalesce(g.revoked, false)
+                          AND NOT coalesce(g.deprecated, false) } <> 1
+          | $words.phrases[i]] AS rest
+    WHERE size(rest) > 0  // range(0, -1, 100) is [0]
+    UNWIND range(0, size(rest) - 1, 100) AS k
+    WITH reduce(q = '', p IN rest[k..k + 100] | q + CASE q WHEN '' THEN '' ELSE ' OR ' END + p)
+         AS phrase
     CALL db.index.fulltext.queryNodes('group_text', phrase) YIELD node
     RETURN node AS c
   }
