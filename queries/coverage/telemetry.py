@@ -142,7 +142,7 @@ def shape_telemetry(
         if best is None:
             break
         gained = sorted(gains)
-        remaining -= set(gained)
+        remaining -= gains
         before = covered
         covered += len(gained)
         steps.append(
@@ -158,7 +158,7 @@ def shape_telemetry(
                 covered_after=covered,
                 coverage_before=pct(before, total),
                 coverage_after=pct(covered, total),
-                analytics=_step_analytics(rows_of.get(best, []), best, set(gained), level),
+                analytics=_step_analytics(rows_of.get(best, []), best, gains, level),
                 v17=best in from_v17,
             )
         )
