@@ -253,6 +253,14 @@ def profile_group(
     )  # fmt: skip
 
 
+# The fields of profile_group's techniques and evidence rows, which it returns as lists.
+TECHNIQUE_FIELDS = (
+    "technique_id", "name", "is_subtechnique", "parent_id", "parent_name", "tactics",
+    "tactic_names", "tactic_orders", "platforms", "url", "evidence", "mitigation_ids",
+)  # fmt: skip
+EVIDENCE_FIELDS = ("kind", "via_id", "via_name", "procedure", "citations", "citation_urls")
+
+
 def shape_profile(
     row: dict[str, Any],
     *,
@@ -268,7 +276,11 @@ def shape_profile(
     """``profile_group``'s row as a profile: the tactic filter, the roll-up into parents (which
     reads the parents' details when the group does not use them itself) and the mitigations
     ranked by how many of the group's techniques they address."""
-    details: dict[str, dict[str, Any]] = {t["technique_id"]: t for t in row["techniques"]}
+    details: dict[str, dict[str, Any]] = {}
+    for fields in row["techniques"]:
+        t = dict(zip(TECHNIQUE_FIELDS, fields, strict=True))
+        t["evidence"] = [dict(zip(EVIDENCE_FIELDS, e, strict=True)) for e in t["evidence"]]
+        details[t["technique_id"]] = t
     mitigation = {m["stix_id"]: m for m in row["mitigations"]}
     for t in details.values():
         if t["mitigation_ids"] is None:
