@@ -24,6 +24,7 @@ from queries.actors import (
     similar_groups,
 )
 from queries.catalog import CYPHER_DIR, CatalogError, Q, check_shared_blocks, load_catalog
+from queries.coverage.gaps import TECHNIQUE_FIELDS as GAP_TECHNIQUE_FIELDS
 from queries.graph import Graph
 from queries.layers.detection_layers import gaps_layer_for
 from queries.releases import snapshot_from_graph
@@ -165,7 +166,8 @@ def test_prevalence_counts_the_same_paths(graph: Graph) -> None:
             domain=None, platforms=[], inventory="",
         )[0]  # fmt: skip
         assert row["techniques"]
-        assert all(t["groups_using"] == users[t["technique_id"]] for t in row["techniques"])
+        facts = [dict(zip(GAP_TECHNIQUE_FIELDS, t, strict=True)) for t in row["techniques"]]
+        assert all(t["groups_using"] == users[t["technique_id"]] for t in facts)
 
 
 def test_stored_group_technique_ids_are_the_paths(graph: Graph, groups: list[str]) -> None:

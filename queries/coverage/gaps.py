@@ -143,7 +143,7 @@ def gap_analysis(
     )
     return shape_gaps(
         row,
-        model.rules(graph, row),
+        model.rules(graph, row, row["technique_ids"]),
         refs=model.refs,
         weights=w,
         filters=model.filters,
@@ -204,16 +204,17 @@ class ThreatModel:
         )
         return model, rows[0]
 
-    def rules(self, graph: Graph, row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    def rules(
+        self, graph: Graph, row: dict[str, Any], technique_ids: list[str]
+    ) -> dict[str, dict[str, Any]]:
         """technique id -> the inventory's rules on it, from the query's ``row``: as the import
-        stored them, or (a release was loaded since) computed from the rules' COVERS edges."""
+        stored them, or (a release was loaded since) computed from the rules' COVERS edges on
+        ``technique_ids`` (the threat model's)."""
         if row["inventory"] is None:
             check_inventory(graph, self.inventory)
         if row["coverage_stored"]:
             return {r["technique_id"]: r for r in row["coverage"]}
-        return _inventory_rules(
-            graph, row["inventory"], [t["technique_id"] for t in row["techniques"]]
-        )
+        return _inventory_rules(graph, row["inventory"], technique_ids)
 
 
 def coverage_state(cov: dict[str, Any], *, partial_counts_as_covered: bool) -> tuple[bool, bool]:
@@ -223,6 +224,15 @@ def coverage_state(cov: dict[str, Any], *, partial_counts_as_covered: bool) -> t
     full = bool(cov.get("rule_count") or cov.get("rules"))
     partial = not full and bool(cov.get("partial_rule_count") or cov.get("partial_rules"))
     return full or (partial and partial_counts_as_covered), partial
+
+
+# The fields of gap_analysis's techniques, which it returns as lists.
+TECHNIQUE_FIELDS = (
+    "technique_id", "name", "is_subtechnique", "parent_id", "parent_name", "tactics",
+    "tactic_names", "tactic_orders", "matrix_widths", "tactic_domains", "platforms", "domains",
+    "url", "detection_strategies", "analytics", "data_components", "mitigations",
+    "groups_using", "actors",
+)  # fmt: skip
 
 
 def shape_gaps(
@@ -242,7 +252,7 @@ def shape_gaps(
     total_weight = sum(weight_of.values())
     weighted = len({a.weight for a in refs}) > 1
     total_groups = row["total_groups"]
-    facts = {t["technique_id"]: t for t in row["techniques"]}
+    facts = {t[0]: dict(zip(TECHNIQUE_FIELDS, t, strict=True)) for t in row["techniques"]}
     if any(f["groups_using"] is None for f in facts.values()):
         raise Conflict(
             "the graph's ATT&CK was loaded by an earlier ttpgraph (its techniques lack the "

@@ -65,9 +65,8 @@ def prioritize_telemetry(
         include_software=include_software,
         partial_counts_as_covered=partial_counts_as_covered,
     )
-    return shape_telemetry(
-        row, model.rules(graph, row), model=model, level=lvl, collected=collected, limit=limit
-    )
+    rules = model.rules(graph, row, [t["technique_id"] for t in row["techniques"]])
+    return shape_telemetry(row, rules, model=model, level=lvl, collected=collected, limit=limit)
 
 
 def shape_telemetry(

@@ -1,5 +1,5 @@
 // name: gap_analysis
-// doc: A threat model in one row, for ranking its gaps: the techniques a set of groups (and clusters of the organisation, by STIX id) uses — directly, through campaigns attributed to them, optionally through software (their own and their campaigns'); filtered by domain and platforms (lower-case) — each with who uses it and how, and what ranks it (name, parent, tactics in matrix order with the matrix width, platforms, ATT&CK detection strategies and analytics (v18) or data components (v17), mitigations, how many current groups use it: facts the release load stored on the technique); plus how many current groups there are, the inventory's name (null when there is none), the releases loaded, the tactics of the current matrices, and the inventory's rules on each technique as its import stored them (coverage_stored false when a release was loaded since: coverage_rules_for_techniques computes them then). The groups may be named by words instead (words: ATT&CK ids, Lucene phrases, lower-case texts): the groups_named block looks them up in the same query, returns the candidates and its guess (candidates, guessed), and the caller resolves the words from the candidates and checks the guess (queries/resolve.py read_for_groups).
+// doc: A threat model in one row, for ranking its gaps: the techniques a set of groups (and clusters of the organisation, by STIX id) uses — directly, through campaigns attributed to them, optionally through software (their own and their campaigns'); filtered by domain and platforms (lower-case) — each with who uses it and how, and what ranks it (name, parent, tactics in matrix order with the matrix width, platforms, ATT&CK detection strategies and analytics (v18) or data components (v17), mitigations, how many current groups use it: facts the release load stored on the technique); plus how many current groups there are, the inventory's name (null when there is none), the releases loaded, the tactics of the current matrices, and the inventory's rules on each technique as its import stored them (coverage_stored false when a release was loaded since: coverage_rules_for_techniques computes them then). The techniques come as lists of fields (named in the comment above the RETURN: queries/coverage/gaps.py TECHNIQUE_FIELDS) with their ids beside them (technique_ids). The groups may be named by words instead (words: ATT&CK ids, Lucene phrases, lower-case texts): the groups_named block looks them up in the same query, returns the candidates and its guess (candidates, guessed), and the caller resolves the words from the candidates and checks the guess (queries/resolve.py read_for_groups).
 // params: group_ids, words, kinds, domain, platforms, inventory
 // example: {"group_ids": ["G0016", "G0007"], "words": {"ids": [], "phrases": ["(name:\"cozy bear\" OR aliases_text:\"cozy bear\")"], "texts": ["cozy bear"]}, "kinds": ["direct", "campaign"], "domain": "enterprise-attack", "platforms": [], "inventory": "example"}
 // paths: begin groups_named (the groups an analyst's words may name - ATT&CK ids, names by
@@ -143,31 +143,33 @@ CALL (guessed) {
   WITH t, collect({group_id: group_id, kinds: kinds}) AS actors
   // what ranks each technique: release-wide facts the load stored (loader/technique_facts.py)
   ORDER BY t.attack_id
-  RETURN collect({
-    technique_id: t.attack_id, name: t.name, is_subtechnique: coalesce(t.is_subtechnique, false),
-    parent_id: t.rank_parent_id, parent_name: t.rank_parent_name, tactics: t.rank_tactics,
-    tactic_names: t.rank_tactic_names, tactic_orders: t.rank_tactic_orders,
-    matrix_widths: t.rank_matrix_widths, tactic_domains: t.rank_tactic_domains,
-    platforms: coalesce(t.platforms, []), domains: t.domains, url: t.url,
-    detection_strategies: t.rank_detection_strategies, analytics: t.rank_analytics,
-    data_components: t.rank_data_components, mitigations: t.rank_mitigations,
-    groups_using: CASE WHEN 'software' IN $kinds THEN t.rank_groups_using_software
-                       ELSE t.rank_groups_using END,
-    actors: actors
-  }) AS techniques
+  // each technique as a list, not a map (a map repeats its 19 keys in every row on the wire),
+  // its fields in the order of queries/coverage/gaps.py's TECHNIQUE_FIELDS: [technique_id,
+  // name, is_subtechnique, parent_id, parent_name, tactics, tactic_names, tactic_orders,
+  // matrix_widths, tactic_domains, platforms, domains, url, detection_strategies, analytics,
+  // data_components, mitigations, groups_using, actors]
+  RETURN collect([
+    t.attack_id, t.name, coalesce(t.is_subtechnique, false), t.rank_parent_id,
+    t.rank_parent_name, t.rank_tactics, t.rank_tactic_names, t.rank_tactic_orders,
+    t.rank_matrix_widths, t.rank_tactic_domains, coalesce(t.platforms, []), t.domains, t.url,
+    t.rank_detection_strategies, t.rank_analytics, t.rank_data_components, t.rank_mitigations,
+    CASE WHEN 'software' IN $kinds THEN t.rank_groups_using_software ELSE t.rank_groups_using END,
+    actors
+  ]) AS techniques,
+         collect(t.attack_id) AS technique_ids
 }
 // the inventory's rules on those techniques, as its import stored them (TechniqueCoverage),
 // while the releases they were computed against are loaded; coverage_stored false: after a
 // release load, coverage_rules_for_techniques computes them from the rules' COVERS edges
-CALL (techniques) {
+CALL (technique_ids) {
   OPTIONAL MATCH (i:Inventory {name: $inventory})
   WITH i, COLLECT { MATCH (rel:Release) RETURN rel.domain + '@' + coalesce(rel.sha256, rel.version) } AS loaded
   WITH i, coalesce(size(loaded) = size(i.coverage_basis)
                    AND all(b IN loaded WHERE b IN i.coverage_basis), false) AS stored
-  CALL (i, stored, techniques) {
-    WITH i, [x IN techniques | x.technique_id] AS ids WHERE stored
+  CALL (i, stored, technique_ids) {
+    WITH i WHERE stored
     MATCH (i)-[:HAS_COVERAGE]->(c:TechniqueCoverage)
-    WHERE c.technique_id IN ids
+    WHERE c.technique_id IN technique_ids
     MATCH (t:AttackObject {stix_id: c.technique})
     WHERE NOT t.revoked AND NOT t.deprecated
     RETURN collect({technique_id: t.attack_id, rules: c.rules, rule_count: c.rule_count,
@@ -177,4 +179,4 @@ CALL (techniques) {
   RETURN stored AS coverage_stored, coverage
 }
 RETURN inventory, inventory_releases, releases, tactics, total_groups, techniques,
-       coverage_stored, coverage, candidates, guessed
+       technique_ids, coverage_stored, coverage, candidates, guessed
