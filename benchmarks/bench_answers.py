@@ -176,7 +176,7 @@ class Api:
         """The five questions as GET requests. ``client="bytes"``: one keep-alive connection
         of the standard library's ``http.client`` that reads the body as bytes - what the API
         costs, not a Python client's; ``client="httpx"``: httpx, whose own handling of the body
-        adds 0.4-1.8 ms a request here (timed beside the bytes client, so the difference shows)."""
+        adds 0.4-2.9 ms a request here (timed beside the bytes client, so the difference shows)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
         if client == "bytes":
             self.connections.append(conn)
