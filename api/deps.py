@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +32,13 @@ def model_response(model: Any) -> Response:
     FastAPI would validate the whole answer again (a large share of a big answer's time). The
     route declares the model as ``response_model`` for the OpenAPI schema."""
     return Response(model.model_dump_json(), media_type="application/json")
+
+
+def data_response(data: Any) -> Response:
+    """A service's JSON-ready answer (plain dicts and lists in its model's shape) as JSON, by
+    orjson: a fifth of what validating it into the model and dumping that costs. The route
+    declares the model as ``response_model`` for the OpenAPI schema."""
+    return Response(orjson.dumps(data), media_type="application/json")
 
 
 # The dependencies are ``async def``: they only read the request, and FastAPI runs a plain

@@ -25,15 +25,29 @@ def client(graph, settings: Settings, tmp_path_factory: pytest.TempPathFactory):
         yield c
 
 
-def test_profile_endpoint_equals_the_service(client: TestClient, graph: Graph) -> None:
-    resp = client.get("/api/v1/groups/cozy bear/profile")
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"rollup": "true", "tactic": "persistence"}, {"kind": "software", "platform": "Linux"}],
+)
+def test_profile_endpoint_equals_the_service(
+    client: TestClient, graph: Graph, params: dict[str, str]
+) -> None:
+    """The route sends the service's data as it is (orjson), not through the model: the body is
+    the model's JSON, field for field."""
+    resp = client.get("/api/v1/groups/cozy bear/profile", params=params)
     assert resp.status_code == 200
     body = resp.json()
-    expected = actors.profile_group(graph, group="G0016")
-    assert body["group_id"] == "G0016"
-    assert [t["technique_id"] for t in body["techniques"]] == [
-        t.technique_id for t in expected.techniques
-    ]
+    expected = actors.profile_group(
+        graph,
+        group="cozy bear",
+        kinds=[actors.PathKind(params["kind"])] if "kind" in params else None,
+        platforms=[params["platform"]] if "platform" in params else None,
+        tactic=params.get("tactic"),
+        rollup="rollup" in params,
+    )
+    assert body["group_id"] == "G0016" and body["techniques"]
+    assert body == expected.model_dump(mode="json")
+    assert list(body) == list(expected.model_dump())  # the model's field order
 
 
 def test_profile_filters(client: TestClient) -> None:

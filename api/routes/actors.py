@@ -11,7 +11,15 @@ from queries import actors
 from queries.actors import PathKind
 from queries.resolve import resolve_group, resolve_software, resolve_technique
 
-from ..deps import ActorList, CursorQuery, GraphDep, actor_error, model_response, paginate
+from ..deps import (
+    ActorList,
+    CursorQuery,
+    GraphDep,
+    actor_error,
+    data_response,
+    model_response,
+    paginate,
+)
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["actors"], responses=PROBLEM_RESPONSES)
@@ -83,8 +91,8 @@ def group_profile(
     rollup: Annotated[bool, Query(description="merge sub-techniques into parents")] = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> Response:
-    return model_response(
-        actors.profile_group(
+    return data_response(
+        actors.profile_answer(
             graph,
             group=group,
             kinds=kind,
