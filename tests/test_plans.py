@@ -255,6 +255,9 @@ def test_http_upload_analyses_and_errors(client: TestClient, graph: Graph, tmp_p
     assert gaps.status_code == 200
     ga = C.gap_analysis(graph, actors=NAMES, inventory=INV)
     assert gaps.json()["covered"] == ga.covered and gaps.json()["total"] == ga.total
+    # the route sends the service's data as it is (orjson): the model's JSON, in its order
+    assert gaps.json() == ga.model_dump(mode="json")
+    assert list(gaps.json()["techniques"][0]) == list(ga.techniques[0].model_dump())
     tel = client.get("/api/v1/telemetry", params=params(level="data_component", limit=3)).json()
     assert tel["level"] == "data_component" and len(tel["steps"]) <= 3
     plan = client.get("/api/v1/plan", params=params(format="yaml", per_tier=2))

@@ -424,6 +424,8 @@ def test_api_threat_models(graph: Graph, sigma: str, clients) -> None:
     assert gaps.status_code == 200
     ga = C.gap_analysis(graph, **TM.get_threat_model(graph, name).gap_args())
     assert (gaps.json()["total"], gaps.json()["covered"]) == (ga.total, ga.covered)
+    assert gaps.json() == ga.model_dump(mode="json")  # weighted: the weights as floats
+    assert list(gaps.json()) == list(ga.model_dump())
     report = reader.get(url + "/report", params={"format": "markdown"})
     assert report.status_code == 200 and "APT29" in report.text
     # The change a release brings to the model, as a layer (here: ICS 18.1 as STIX 2.0 against

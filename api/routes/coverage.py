@@ -31,7 +31,7 @@ from queries.errors import InvalidInput, NotFound
 from queries.technique_index import Crosswalk
 
 from ..archives import extract_archive, is_archive
-from ..deps import ActorList, CursorQuery, GraphDep, model_response, paginate
+from ..deps import ActorList, CursorQuery, GraphDep, data_response, model_response, paginate
 from ..problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/api/v1", tags=["coverage"], responses=PROBLEM_RESPONSES)
@@ -294,7 +294,7 @@ def get_inventory_coverage(
     response_model=C.GapAnalysis,
 )
 def gaps(graph: GraphDep, tm: TM) -> Response:
-    return model_response(C.gap_analysis(graph, **tm.kwargs))
+    return data_response(C.gap_answer(graph, **tm.kwargs))
 
 
 @router.get(

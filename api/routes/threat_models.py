@@ -13,7 +13,7 @@ from queries import coverage as C
 from queries import plans as P
 from queries import threat_models as TM
 
-from ..deps import CursorQuery, GraphDep, model_response, paginate
+from ..deps import CursorQuery, GraphDep, data_response, paginate
 from ..problems import PROBLEM_RESPONSES
 from .coverage import ReportFormat, report_response
 
@@ -79,7 +79,7 @@ def delete_model(graph: GraphDep, name: NamePath) -> Deleted:
     response_model=C.GapAnalysis,
 )
 def model_gaps(graph: GraphDep, name: NamePath) -> Response:
-    return model_response(C.gap_analysis(graph, **TM.get_threat_model(graph, name).gap_args()))
+    return data_response(C.gap_answer(graph, **TM.get_threat_model(graph, name).gap_args()))
 
 
 @router.get(

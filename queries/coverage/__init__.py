@@ -33,6 +33,7 @@ from .gaps import (
     ThreatModel,
     coverage_state,
     gap_analysis,
+    gap_answer,
     shape_gaps,
     tactic_bar_lines,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "check_inventory",
     "check_platforms",
     "gap_analysis",
+    "gap_answer",
     "gap_scopes",
     "inventory_coverage",
     "inventory_info",
