@@ -236,7 +236,7 @@ def profile_group(
             tactic=tactic,
             rollup=rollup,
             limit=limit,
-        )  # fmt: skip
+        )
     )
 
 
